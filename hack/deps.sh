@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what Tenet's scripts need on a fresh machine: Debian packages (if missing),
+# npm packages (if package-lock.json changed), and the control-plane binaries (cached).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+source "$here/lib.sh"
+
+missing=()
+for tool in openssl curl; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+need node; need npm; need go
+
+stamp="$root/node_modules/.tenet-lock-hash"
+hash=$(sha256sum "$root/package-lock.json" | cut -c1-16)
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$hash" ]]; then
+  log "installing npm packages (npm ci)"
+  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$hash" > "$stamp"
+fi
+
+bash "$here/build-controlplane.sh" >/dev/null

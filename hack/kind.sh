@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# For users with Docker: a kind cluster running Tenet's real Deployment from a locally built
+# image. Not run in CI (our machines have no container engine); tests and the quick start
+# use hack/controlplane.sh instead.
+#
+#   hack/kind.sh up      create cluster "tenet", build and load the image, apply manifests + examples
+#   hack/kind.sh down    delete the cluster
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+source "$here/lib.sh"
+cluster=${TENET_KIND_CLUSTER:-tenet}
+node_image=${TENET_KIND_NODE_IMAGE:-kindest/node:${TENET_K8S_VERSION}}
+
+case "${1:-}" in
+  up)
+    need docker; need kind; need kubectl
+    kind get clusters | grep -qx "$cluster" || kind create cluster --name "$cluster" --image "$node_image" --wait 120s
+    docker build -t tenet-operator:dev "$root"
+    kind load docker-image tenet-operator:dev --name "$cluster"
+    kubectl --context "kind-$cluster" apply -k "$root/manifests"
+    kubectl --context "kind-$cluster" -n tenet-system rollout status deploy/tenet-operator --timeout=180s
+    kubectl --context "kind-$cluster" apply -k "$root/examples"
+    sleep 3
+    kubectl --context "kind-$cluster" get serviceidentities,apipolicies,runtimerules -A
+    ;;
+  down)
+    need kind
+    kind delete cluster --name "$cluster"
+    ;;
+  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+esac

@@ -1,0 +1,45 @@
+// The identity attributes a workload certificate carries, derived from the pod and its
+// ServiceIdentity. Pure: the same pod and identity always give the same attributes.
+import type { ServiceIdentity } from "../../crds/types.gen.ts";
+import type { CachedPod } from "../cache/pods.ts";
+
+/** Containers Tenet injects are not part of the workload's identity. */
+export const TENET_CONTAINER_PREFIX = "tenet-";
+
+export const POSTURE_LABEL = "tenet.dev/posture";
+export const QUARANTINE_LABEL = "tenet.dev/quarantined";
+
+export function identityAttributes(pod: CachedPod, si: ServiceIdentity): Record<string, string> {
+  const labels = pod.metadata.labels ?? {};
+  const annotations = pod.metadata.annotations ?? {};
+  const app = pod.spec.containers.filter((c) => !c.name.startsWith(TENET_CONTAINER_PREFIX));
+  const images = [...new Set(app.map((c) => c.image))];
+  const digests = images.map((i) => i.split("@")[1]).filter((d): d is string => !!d);
+  const derived: Record<string, string | undefined> = {
+    image: images.join(","),
+    "image.digest": digests.length === images.length && digests.length > 0 ? digests.join(",") : undefined,
+    commit: annotations["tenet.dev/commit"] ?? labels["tenet.dev/commit"],
+    version: labels["app.kubernetes.io/version"] ?? labels["version"],
+    tier: labels["tenet.dev/tier"] ?? labels["tier"],
+    posture: labels[POSTURE_LABEL] ?? "unscanned",
+    "pod.name": pod.metadata.name,
+    "pod.uid": pod.metadata.uid,
+    serviceidentity: si.metadata.name,
+  };
+  // Static attributes from the ServiceIdentity come first; what the pod says about itself
+  // (image, posture …) cannot be overridden by them.
+  const out: Record<string, string> = { ...(si.spec.attributes ?? {}) };
+  for (const [k, v] of Object.entries(derived)) if (v !== undefined && v !== "") out[k] = v;
+  return out;
+}
+
+/** Go-style duration ("24h", "1h30m", "90s") to seconds; the CRD's pattern guarantees the shape. */
+export function durationSeconds(d: string | undefined, fallback: number): number {
+  if (!d) return fallback;
+  let total = 0;
+  const re = /([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)/g;
+  const unit: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(d))) total += Number(m[1]) * unit[m[2]];
+  return total > 0 ? Math.round(total) : fallback;
+}

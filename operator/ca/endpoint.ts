@@ -1,0 +1,70 @@
+// HTTP routes of the CA, served over HTTPS by every replica:
+//   POST /v1/certificates   {"csr": PEM} + Authorization: Bearer <projected token>  → certificate
+//   GET  /v1/bundle         the trust bundle (PEM), with ETag
+//   GET  /v1/revocations    the revocation list (JSON), with ETag / If-None-Match
+import { createHash } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "../../common/logger.ts";
+import type { EventRecorder } from "../runtime/events.ts";
+import type { Issued } from "./issuer.ts";
+import { SignRejection } from "./issuer.ts";
+import type { IssuanceStatus } from "./issuance-status.ts";
+import type { CAMetrics } from "./metrics.ts";
+import type { RevocationList } from "./revocations.ts";
+
+export const CSR_BODY_LIMIT = 32 * 1024;
+
+export interface CAEndpointDeps {
+  issue: (token: string | undefined, csr: unknown) => Promise<Issued>;
+  bundle: () => string | undefined;
+  revocations: RevocationList;
+  metrics: CAMetrics;
+  events: EventRecorder;
+  issuance: IssuanceStatus;
+  log: Logger;
+}
+
+export function caRoutes(app: FastifyInstance, deps: CAEndpointDeps) {
+  app.post("/v1/certificates", { bodyLimit: CSR_BODY_LIMIT }, async (req, reply) => {
+    const end = deps.metrics.signDuration.startTimer();
+    const auth = req.headers.authorization;
+    const token = auth?.startsWith("Bearer ") ? auth.slice(7).trim() : undefined;
+    const body = req.body as { csr?: unknown } | undefined;
+    try {
+      const issued = await deps.issue(token, body && typeof body === "object" ? body.csr : undefined);
+      const { namespace, name } = issued.pod.metadata;
+      deps.metrics.issued.inc({ namespace });
+      deps.issuance.record(namespace, issued.identity.metadata.name!, new Date());
+      deps.log.info({ pod: `${namespace}/${name}`, spiffeID: issued.spiffeID, serial: issued.serial, notAfter: issued.notAfter }, "certificate issued");
+      const { pod: _pod, identity: _identity, ...response } = issued;
+      return response;
+    } catch (err) {
+      if (!(err instanceof SignRejection)) throw err;
+      deps.metrics.rejections.inc({ reason: err.reason });
+      const pod = err.pod ? `${err.pod.metadata.namespace}/${err.pod.metadata.name}` : undefined;
+      deps.log.warn({ reason: err.reason, pod, remote: req.ip }, err.message);
+      if (err.pod) {
+        void deps.events.emit({ apiVersion: "v1", kind: "Pod", metadata: err.pod.metadata }, "Warning", `Certificate${err.reason}`, err.message);
+      }
+      return reply.code(err.status).send({ error: { reason: err.reason, message: err.message } });
+    } finally {
+      end();
+    }
+  });
+
+  app.get("/v1/bundle", async (req, reply) => {
+    const pem = deps.bundle();
+    if (!pem) return reply.code(503).send({ error: { reason: "CAUnavailable", message: "the CA is not loaded" } });
+    const etag = `"${createHash("sha256").update(pem).digest("base64url").slice(0, 22)}"`;
+    reply.header("etag", etag).header("cache-control", "no-cache");
+    if (req.headers["if-none-match"] === etag) return reply.code(304).send();
+    return reply.type("application/x-pem-file").send(pem);
+  });
+
+  app.get("/v1/revocations", async (req, reply) => {
+    const { etag, json } = deps.revocations;
+    reply.header("etag", etag).header("cache-control", "no-cache");
+    if (req.headers["if-none-match"] === etag) return reply.code(304).send();
+    return reply.type("application/json").send(json);
+  });
+}

@@ -1,0 +1,182 @@
+// The CSR flow: who is asking (TokenReview of a pod-bound projected token), which pod and
+// ServiceIdentity that is, whether it may have the names it asks for, then one signature.
+// Every refusal is a SignRejection with an HTTP status, a reason code and a message that says
+// what to fix; nothing here throws anything else for bad input.
+import type { Kube } from "../../common/kube.ts";
+import { isNotFound, resourcePath, Resources } from "../../common/kube.ts";
+import type { ServiceIdentity } from "../../crds/types.gen.ts";
+import type { CachedPod } from "../cache/pods.ts";
+import { toCachedPod } from "../cache/pods.ts";
+import { selectsPod, spiffeID as spiffeIDFor } from "../controllers/serviceidentity.ts";
+import type { Informer } from "../runtime/informer.ts";
+import type { TenetObject } from "../controllers/status-reconciler.ts";
+import { durationSeconds, identityAttributes, QUARANTINE_LABEL } from "./attributes.ts";
+import type { LoadedAuthorities } from "./authorities.ts";
+import { CSRError, issueLeaf, LeafRequestError, parseCSR } from "./x509.ts";
+
+export const TOKEN_AUDIENCE = "tenet";
+
+export class SignRejection extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    readonly pod?: CachedPod,
+  ) {
+    super(message);
+  }
+}
+
+export interface IssuerDeps {
+  kube: Kube;
+  pods: Informer<CachedPod>;
+  identities: Informer<ServiceIdentity & TenetObject>;
+  authorities: () => LoadedAuthorities | undefined;
+  caError: () => string | undefined;
+  trustDomain: string;
+  maxTTLSeconds: number;
+  now?: () => Date;
+}
+
+export interface Issued {
+  certificate: string;
+  bundle: string;
+  spiffeID: string;
+  serial: string;
+  notBefore: string;
+  notAfter: string;
+  renewAfter: string;
+  pod: CachedPod;
+  identity: ServiceIdentity;
+}
+
+interface Caller {
+  namespace: string;
+  serviceAccount: string;
+  podName: string;
+  podUID: string;
+}
+
+export async function issueForWorkload(token: string | undefined, csrPEM: unknown, deps: IssuerDeps): Promise<Issued> {
+  if (!token) throw new SignRejection(401, "MissingToken", "no bearer token: send the pod's projected service-account token (audience \"tenet\") in the Authorization header");
+  if (typeof csrPEM !== "string" || csrPEM.length === 0) throw new SignRejection(400, "MalformedCSR", 'the body must be JSON {"csr": "<PEM certificate request>"}');
+
+  const caller = await reviewToken(token, deps.kube);
+  const pod = await findPod(caller, deps);
+  if (pod.metadata.labels?.[QUARANTINE_LABEL] === "true") {
+    throw new SignRejection(403, "PodQuarantined", `pod ${caller.namespace}/${caller.podName} is quarantined (label ${QUARANTINE_LABEL}=true); it gets no new certificate until it is released`, pod);
+  }
+  const identity = findIdentity(pod, deps);
+  const authorities = deps.authorities();
+  if (!authorities) throw new SignRejection(503, "CAUnavailable", deps.caError() ?? "the CA is not loaded yet; retry shortly", pod);
+
+  let csr;
+  try {
+    csr = parseCSR(csrPEM);
+  } catch (err) {
+    if (err instanceof CSRError) throw new SignRejection(400, err.reason, err.message, pod);
+    throw new SignRejection(400, "MalformedCSR", `the CSR could not be read: ${(err as Error).message}`, pod);
+  }
+
+  const spiffeID = spiffeIDFor(deps.trustDomain, caller.namespace, caller.serviceAccount);
+  const allowedDNS = new Set(identity.spec.certificate?.dnsNames ?? []);
+  const refused = [
+    ...csr.uris.filter((u) => u !== spiffeID).map((u) => `URI ${u} (this pod's identity is ${spiffeID})`),
+    ...csr.dnsNames.filter((d) => !allowedDNS.has(d)).map((d) => `DNS ${d} (not in ServiceIdentity ${identity.metadata.name} spec.certificate.dnsNames)`),
+    ...csr.ipAddresses.map((ip) => `IP ${ip} (workload certificates carry no IP addresses)`),
+    ...csr.emails.map((e) => `email ${e}`),
+  ];
+  if (refused.length) throw new SignRejection(403, "NameNotAllowed", `the CSR asks for names this workload may not have: ${refused.join("; ")}`, pod);
+
+  const ttl = Math.min(deps.maxTTLSeconds, durationSeconds(identity.spec.certificate?.ttl, 86_400));
+  const renewBefore = Math.min(ttl / 2, durationSeconds(identity.spec.certificate?.renewBefore, 8 * 3600));
+  const now = deps.now?.() ?? new Date();
+  let leaf: ReturnType<typeof issueLeaf>;
+  try {
+    leaf = issueLeaf(authorities.active, {
+      publicKeyDer: csr.publicKeyDer,
+      spiffeID,
+      dnsNames: csr.dnsNames.length ? csr.dnsNames : [...allowedDNS],
+      attributes: identityAttributes(pod, identity),
+      ttlSeconds: ttl,
+      now,
+    });
+  } catch (err) {
+    if (!(err instanceof LeafRequestError)) throw err;
+    // Attributes come from the pod and its ServiceIdentity, so the fix is there, not in the CSR.
+    if (/CA expired/.test(err.message)) throw new SignRejection(503, "CAUnavailable", err.message, pod);
+    throw new SignRejection(422, "InvalidAttributes", `cannot issue for pod ${pod.metadata.namespace}/${pod.metadata.name}: ${err.message} (fix the pod's labels or ServiceIdentity ${identity.metadata.name} spec.attributes)`, pod);
+  }
+  return {
+    certificate: leaf.pem,
+    bundle: authorities.bundlePem,
+    spiffeID,
+    serial: leaf.serial,
+    notBefore: leaf.notBefore.toISOString(),
+    notAfter: leaf.notAfter.toISOString(),
+    renewAfter: new Date(leaf.notAfter.getTime() - renewBefore * 1000).toISOString(),
+    pod,
+    identity,
+  };
+}
+
+async function reviewToken(token: string, kube: Kube): Promise<Caller> {
+  const review = await kube.create("/apis/authentication.k8s.io/v1/tokenreviews", {
+    apiVersion: "authentication.k8s.io/v1",
+    kind: "TokenReview",
+    spec: { token, audiences: [TOKEN_AUDIENCE] },
+  });
+  const status = review.status ?? {};
+  if (!status.authenticated) {
+    const why = String(status.error ?? "");
+    if (/audience/i.test(why)) throw new SignRejection(401, "TokenAudienceMismatch", `the token is not for audience "${TOKEN_AUDIENCE}": project the service-account token with audience: tenet`);
+    if (/expired/i.test(why)) throw new SignRejection(401, "TokenExpired", "the token has expired: re-read the projected token file (the kubelet refreshes it)");
+    throw new SignRejection(401, "InvalidToken", "the token was not accepted by the API server (forged, revoked, or for a deleted object)");
+  }
+  if (!(status.audiences ?? []).includes(TOKEN_AUDIENCE)) {
+    throw new SignRejection(401, "TokenAudienceMismatch", `the token is not for audience "${TOKEN_AUDIENCE}"`);
+  }
+  const m = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(status.user?.username ?? "");
+  if (!m) throw new SignRejection(403, "NotAServiceAccount", `only workload service accounts get certificates, not ${status.user?.username ?? "an unknown user"}`);
+  const extra = status.user?.extra ?? {};
+  const podName = extra["authentication.kubernetes.io/pod-name"]?.[0];
+  const podUID = extra["authentication.kubernetes.io/pod-uid"]?.[0];
+  if (!podName || !podUID) {
+    throw new SignRejection(401, "TokenNotBoundToPod", "the token is not bound to a pod: use the pod's projected service-account token, not a long-lived or TokenRequest-without-pod token");
+  }
+  return { namespace: m[1], serviceAccount: m[2], podName, podUID };
+}
+
+async function findPod(caller: Caller, deps: IssuerDeps): Promise<CachedPod> {
+  const key = `${caller.namespace}/${caller.podName}`;
+  let pod = deps.pods.get(key);
+  if (!pod || pod.metadata.uid !== caller.podUID) {
+    // A pod created a moment ago may not be in the cache yet: ask the API server once.
+    try {
+      pod = toCachedPod(await deps.kube.get(resourcePath(Resources.pods, caller.namespace, caller.podName)));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      pod = undefined;
+    }
+  }
+  if (!pod || pod.metadata.uid !== caller.podUID || pod.metadata.deletionTimestamp) {
+    throw new SignRejection(403, "PodNotFound", `the token is bound to pod ${key} (uid ${caller.podUID}), which no longer exists`);
+  }
+  if (pod.spec.serviceAccountName !== caller.serviceAccount) {
+    throw new SignRejection(403, "ServiceAccountMismatch", `pod ${key} runs as ${pod.spec.serviceAccountName}, not ${caller.serviceAccount}`, pod);
+  }
+  return pod;
+}
+
+function findIdentity(pod: CachedPod, deps: IssuerDeps): ServiceIdentity {
+  const matches = deps.identities.listNamespace(pod.metadata.namespace).filter((si) => selectsPod(si, pod));
+  const ref = `pod ${pod.metadata.namespace}/${pod.metadata.name}`;
+  if (matches.length === 0) {
+    throw new SignRejection(403, "NoServiceIdentity", `${ref} is not selected by any ServiceIdentity in its namespace; create one whose spec.selector matches the pod's labels`, pod);
+  }
+  if (matches.length > 1) {
+    const names = matches.map((m) => m.metadata.name).sort().join(", ");
+    throw new SignRejection(409, "AmbiguousServiceIdentity", `${ref} is selected by several ServiceIdentities (${names}); narrow their selectors so exactly one matches`, pod);
+  }
+  return matches[0];
+}

@@ -1,0 +1,85 @@
+// Operator settings, from the environment (the Deployment sets them; defaults suit a cluster).
+import os from "node:os";
+import type { InjectionConfig } from "../webhook/inject.ts";
+
+export interface OperatorConfig {
+  namespace: string;
+  identity: string;
+  trustDomain: string;
+  healthHost: string;
+  healthPort: number;
+  leaderElection: boolean;
+  leaseName: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  resyncMs: number;
+  workers: number;
+  secureHost: string;
+  securePort: number;
+  /** Extra DNS names / IPs for the serving certificate (besides the Service's names). */
+  servingDNSNames: string[];
+  servingIPs: string[];
+  caSecretName: string;
+  caValiditySeconds: number;
+  caRotateBeforeSeconds: number;
+  caPropagationSeconds: number;
+  maxCertTTLSeconds: number;
+  /** Local runs: register webhooks by URL on this host (e.g. 127.0.0.1); unset = the Service. */
+  webhookHost?: string;
+  webhookTimeoutSeconds: number;
+  injection: InjectionConfig;
+}
+
+const list = (v: string | undefined) => (v ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
+  const int = (name: string, dflt: number) => {
+    const v = env[name];
+    if (v === undefined || v === "") return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${name}=${JSON.stringify(v)} must be a non-negative integer`);
+    return n;
+  };
+  const trustDomain = env.TENET_TRUST_DOMAIN ?? "cluster.local";
+  if (!/^[a-z0-9._-]+$/.test(trustDomain)) throw new Error(`TENET_TRUST_DOMAIN=${JSON.stringify(trustDomain)} is not a valid SPIFFE trust domain (lowercase letters, digits, '.', '-', '_')`);
+  return {
+    namespace: env.TENET_NAMESPACE ?? env.POD_NAMESPACE ?? "tenet-system",
+    identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
+    trustDomain,
+    healthHost: env.TENET_HEALTH_HOST ?? "0.0.0.0",
+    healthPort: int("TENET_HEALTH_PORT", 8081),
+    leaderElection: env.TENET_LEADER_ELECTION !== "false",
+    leaseName: env.TENET_LEASE_NAME ?? "tenet-operator-leader",
+    leaseDurationMs: int("TENET_LEASE_DURATION_MS", 15_000),
+    renewDeadlineMs: int("TENET_RENEW_DEADLINE_MS", 10_000),
+    retryPeriodMs: int("TENET_RETRY_PERIOD_MS", 2_000),
+    resyncMs: int("TENET_RESYNC_MS", 10 * 60_000),
+    workers: int("TENET_WORKERS", 2),
+    secureHost: env.TENET_SECURE_HOST ?? "0.0.0.0",
+    securePort: int("TENET_SECURE_PORT", 9443),
+    servingDNSNames: list(env.TENET_SERVING_DNS_NAMES),
+    servingIPs: list(env.TENET_SERVING_IPS),
+    caSecretName: env.TENET_CA_SECRET ?? "tenet-ca",
+    caValiditySeconds: int("TENET_CA_VALIDITY_SECONDS", 365 * 86_400),
+    caRotateBeforeSeconds: int("TENET_CA_ROTATE_BEFORE_SECONDS", 30 * 86_400),
+    caPropagationSeconds: int("TENET_CA_PROPAGATION_SECONDS", 120),
+    maxCertTTLSeconds: int("TENET_MAX_CERT_TTL_SECONDS", 168 * 3600),
+    webhookHost: env.TENET_WEBHOOK_HOST || undefined,
+    webhookTimeoutSeconds: int("TENET_WEBHOOK_TIMEOUT_SECONDS", 5),
+    injection: {
+      image: env.TENET_ENFORCER_IMAGE ?? "tenet-operator:dev",
+      args: ["enforcer/main.ts"],
+      caEndpoint: env.TENET_CA_ENDPOINT ?? `https://tenet-operator.${env.TENET_NAMESPACE ?? env.POD_NAMESPACE ?? "tenet-system"}.svc:443`,
+      inboundPort: int("TENET_ENFORCER_INBOUND_PORT", 15443),
+      outboundPort: int("TENET_ENFORCER_OUTBOUND_PORT", 15001),
+      healthPort: int("TENET_ENFORCER_HEALTH_PORT", 15021),
+      resources: {
+        requests: { cpu: env.TENET_ENFORCER_CPU_REQUEST ?? "50m", memory: env.TENET_ENFORCER_MEMORY_REQUEST ?? "64Mi" },
+        limits: { memory: env.TENET_ENFORCER_MEMORY_LIMIT ?? "256Mi" },
+      },
+      tokenExpirationSeconds: int("TENET_ENFORCER_TOKEN_SECONDS", 3600),
+      version: env.TENET_VERSION ?? "0.1.0",
+    },
+  };
+}

@@ -1,0 +1,101 @@
+// APIPolicy: checks what the schema cannot — that every rule names declared APIs and
+// scopes, that path patterns and inline JWKS are usable — and counts protected workloads.
+import type { APIPolicy } from "../../crds/types.gen.ts";
+import { compileSelector } from "../../policy/selector.ts";
+import type { CachedPod } from "../cache/pods.ts";
+import type { StatusPlan } from "./status-reconciler.ts";
+import { verdictFrom } from "./status-reconciler.ts";
+
+export const Reasons = {
+  Valid: "PolicyValid",
+  UnknownAPI: "UnknownAPI",
+  UnknownScope: "UnknownScope",
+  InvalidPath: "InvalidPathPattern",
+  InvalidJWKS: "InvalidJWKS",
+  InvalidSelector: "InvalidSelector",
+} as const;
+
+/** Path patterns: literal segments, `*` for exactly one segment, a trailing `**` for any rest. */
+export function pathPatternProblem(pattern: string): string | undefined {
+  if (!pattern.startsWith("/")) return "must start with '/'";
+  const segments = pattern.split("/").slice(1);
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i];
+    if (s === "**" && i !== segments.length - 1) return "'**' may only be the last segment";
+    if (s !== "*" && s !== "**" && s.includes("*")) return "a wildcard must be a whole segment ('*') or a trailing '/**'";
+    if (s === "." || s === "..") return "'.' and '..' segments are not allowed (paths are normalized before matching)";
+    if (s === "" && i !== segments.length - 1) return "empty segment ('//')";
+  }
+  return undefined;
+}
+
+export function planAPIPolicy(policy: APIPolicy, podsInNamespace: CachedPod[]): StatusPlan {
+  const problems: { reason: string; message: string }[] = [];
+  const apis = new Map((policy.spec.apis ?? []).map((a) => [a.name, a]));
+
+  (policy.spec.apis ?? []).forEach((api, i) => {
+    (api.paths ?? []).forEach((p, j) => {
+      const why = pathPatternProblem(p);
+      if (why) problems.push({ reason: Reasons.InvalidPath, message: `spec.apis[${i}].paths[${j}] "${p}": ${why}` });
+    });
+  });
+
+  (policy.spec.rules ?? []).forEach((rule, i) => {
+    (rule.to ?? []).forEach((to, j) => {
+      const api = apis.get(to.api);
+      if (!api) {
+        const declared = [...apis.keys()].join(", ") || "none";
+        problems.push({
+          reason: Reasons.UnknownAPI,
+          message: `spec.rules[${i}] (${rule.name}).to[${j}].api "${to.api}" is not declared in spec.apis (declared: ${declared}); declare it or fix the name`,
+        });
+        return;
+      }
+      const scopes = new Set(Object.values(api.methods ?? {}));
+      (to.scopes ?? []).forEach((scope, k) => {
+        if (!scopes.has(scope)) {
+          problems.push({
+            reason: Reasons.UnknownScope,
+            message: `spec.rules[${i}] (${rule.name}).to[${j}].scopes[${k}] "${scope}" is not a scope of API "${to.api}" (its scopes: ${[...scopes].join(", ") || "none"}); map a method to it in spec.apis or fix the scope`,
+          });
+        }
+      });
+    });
+    const jwks = rule.jwt?.jwks;
+    if (jwks !== undefined) {
+      const why = jwksProblem(jwks);
+      if (why) problems.push({ reason: Reasons.InvalidJWKS, message: `spec.rules[${i}] (${rule.name}).jwt.jwks: ${why}; paste a JWKS document ({"keys":[...]}) or use jwt.jwksURI` });
+    }
+  });
+
+  let workloads = 0;
+  try {
+    const matches = compileSelector(policy.spec.selector);
+    workloads = podsInNamespace.filter((p) => !p.metadata.deletionTimestamp && matches(p.metadata.labels)).length;
+  } catch (err) {
+    problems.unshift({ reason: Reasons.InvalidSelector, message: `spec.selector: ${(err as Error).message}` });
+  }
+
+  const rules = policy.spec.rules?.length ?? 0;
+  return {
+    fields: { workloads },
+    verdict: verdictFrom(problems, {
+      ready: true,
+      reason: Reasons.Valid,
+      message: `${apis.size} API(s), ${rules} rule(s), protecting ${workloads} pod(s) in ${policy.spec.mode ?? "enforce"} mode${rules === 0 ? "; no rule allows anything, so every call is denied" : ""}`,
+    }),
+  };
+}
+
+function jwksProblem(text: string): string | undefined {
+  let doc: any;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return "is not valid JSON";
+  }
+  if (!doc || !Array.isArray(doc.keys) || doc.keys.length === 0) return 'has no "keys" array with at least one key';
+  const bad = doc.keys.findIndex((k: any) => !k || typeof k.kty !== "string");
+  if (bad >= 0) return `keys[${bad}] has no "kty"`;
+  return undefined;
+}

@@ -1,0 +1,263 @@
+// A list-watch cache that never gives up: it relists on 410 Gone, reconnects with backoff
+// after any error (API server restarts included), restarts silent watches, re-announces
+// every cached object after a reconnect and on a resync timer, and stores only the fields
+// its transform keeps.
+import type { Logger } from "../../common/logger.ts";
+import { isGone, isNotFound, resourcePath, type Kube, type WatchEvent } from "../../common/kube.ts";
+import { realClock, type Clock } from "./clock.ts";
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  deletionTimestamp?: string;
+}
+export interface KubeObject {
+  metadata: ObjectMeta;
+}
+
+export type ChangeType = "add" | "update" | "delete" | "resync";
+export type ChangeHandler<T> = (type: ChangeType, obj: T, old?: T) => void;
+
+export interface InformerOptions<T extends KubeObject> {
+  name: string;
+  resource: { group?: string; version: string; plural: string };
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Keep only the fields the controllers read: bounded memory at 10,000 pods. */
+  transform?: (raw: any) => T;
+  resyncMs?: number;
+  watchTimeoutSeconds?: number;
+  maxBackoffMs?: number;
+  clock?: Clock;
+  onRestart?: (reason: string) => void;
+  /** The resource may not be installed (another project's CRD): treat 404 as empty, re-check slowly. */
+  optional?: boolean;
+}
+
+export const objectKey = (o: KubeObject) => (o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name);
+
+export function splitKey(key: string): { namespace?: string; name: string } {
+  const i = key.indexOf("/");
+  return i < 0 ? { name: key } : { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}
+
+export class Informer<T extends KubeObject> {
+  private readonly cache = new Map<string, T>();
+  private readonly byNamespace = new Map<string, Set<string>>();
+  private readonly handlers: ChangeHandler<T>[] = [];
+  private resourceVersion = "";
+  private abort?: AbortController;
+  private stopped = false;
+  private syncedOnce?: () => void;
+  private resyncTimer?: unknown;
+  readonly synced: Promise<void>;
+  hasSynced = false;
+
+  constructor(
+    private readonly kube: Kube,
+    private readonly log: Logger,
+    private readonly opts: InformerOptions<T>,
+  ) {
+    this.synced = new Promise((r) => (this.syncedOnce = r));
+  }
+
+  get name() {
+    return this.opts.name;
+  }
+
+  onChange(h: ChangeHandler<T>) {
+    this.handlers.push(h);
+  }
+
+  get(key: string): T | undefined {
+    return this.cache.get(key);
+  }
+
+  list(): T[] {
+    return [...this.cache.values()];
+  }
+
+  listNamespace(namespace: string): T[] {
+    const keys = this.byNamespace.get(namespace);
+    return keys ? [...keys].map((k) => this.cache.get(k)!) : [];
+  }
+
+  get size() {
+    return this.cache.size;
+  }
+
+  /** Starts the loop; the returned promise resolves once the first list is in the cache. */
+  start(): Promise<void> {
+    void this.run();
+    this.scheduleResync();
+    return this.synced;
+  }
+
+  stop() {
+    this.stopped = true;
+    this.abort?.abort();
+    if (this.resyncTimer) (this.opts.clock ?? realClock).clearTimeout(this.resyncTimer);
+  }
+
+  private get path() {
+    return resourcePath(this.opts.resource, this.opts.namespace);
+  }
+
+  private async run() {
+    const clock = this.opts.clock ?? realClock;
+    const maxBackoff = this.opts.maxBackoffMs ?? 30_000;
+    let backoff = 250;
+    let recovering = false;
+    while (!this.stopped) {
+      try {
+        if (!this.resourceVersion) await this.relist();
+        if (recovering) {
+          this.log.info({ informer: this.name }, "watch re-established; re-announcing cached objects");
+          this.announceAll();
+          recovering = false;
+        }
+        backoff = 250;
+        await this.watchOnce();
+      } catch (err) {
+        if (this.stopped) break;
+        if (isGone(err)) {
+          this.log.info({ informer: this.name }, "resource version expired (410 Gone); relisting");
+          this.resourceVersion = "";
+          continue;
+        }
+        if (this.opts.optional && isNotFound(err)) {
+          if (!this.hasSynced) {
+            this.log.info({ informer: this.name, resource: this.path }, "resource not installed; treating it as empty and checking again every minute");
+            this.hasSynced = true;
+            this.syncedOnce?.();
+          }
+          this.resourceVersion = "";
+          await new Promise<void>((r) => clock.setTimeout(r, 60_000));
+          continue;
+        }
+        recovering = true;
+        this.opts.onRestart?.(err instanceof Error ? err.message : String(err));
+        this.log.warn({ informer: this.name, err: String((err as Error)?.message ?? err), retryInMs: backoff }, "watch failed; retrying");
+        await new Promise<void>((r) => clock.setTimeout(r, backoff));
+        backoff = Math.min(maxBackoff, backoff * 2);
+      }
+    }
+  }
+
+  private async relist() {
+    const list = await this.kube.list(this.path, { labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector });
+    const seen = new Set<string>();
+    for (const raw of list.items) seen.add(this.upsert(raw));
+    for (const [key, old] of [...this.cache]) {
+      if (!seen.has(key)) this.remove(key, old);
+    }
+    this.resourceVersion = list.metadata.resourceVersion ?? "";
+    if (!this.hasSynced) {
+      this.hasSynced = true;
+      this.log.debug({ informer: this.name, objects: this.cache.size }, "cache synced");
+      this.syncedOnce?.();
+    }
+  }
+
+  /** One watch call: resolves when the server closes it, rejects on errors. */
+  private async watchOnce() {
+    const clock = this.opts.clock ?? realClock;
+    const timeoutSeconds = this.opts.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300);
+    this.abort = new AbortController();
+    const abort = this.abort;
+    // A watch can go silent (half-open connection): abort it if the server's own timeout passed.
+    let watchdog = clock.setTimeout(() => abort.abort(), (timeoutSeconds + 30) * 1000);
+    try {
+      await this.kube.watch(
+        this.path,
+        {
+          resourceVersion: this.resourceVersion,
+          allowWatchBookmarks: true,
+          timeoutSeconds,
+          labelSelector: this.opts.labelSelector,
+          fieldSelector: this.opts.fieldSelector,
+        },
+        (e) => this.apply(e),
+        abort.signal,
+      );
+    } catch (err) {
+      if (abort.signal.aborted && !this.stopped) return; // watchdog: start a fresh watch
+      throw err;
+    } finally {
+      clock.clearTimeout(watchdog);
+    }
+  }
+
+  private apply(e: WatchEvent) {
+    const rv = e.object?.metadata?.resourceVersion;
+    if (e.type === "BOOKMARK") {
+      if (rv) this.resourceVersion = rv;
+      return;
+    }
+    if (e.type === "DELETED") {
+      const key = objectKey(e.object);
+      const old = this.cache.get(key);
+      this.remove(key, old ?? this.transform(e.object));
+    } else {
+      this.upsert(e.object);
+    }
+    if (rv) this.resourceVersion = rv;
+  }
+
+  private transform(raw: any): T {
+    return this.opts.transform ? this.opts.transform(raw) : (raw as T);
+  }
+
+  private upsert(raw: any): string {
+    const obj = this.transform(raw);
+    const key = objectKey(obj);
+    const old = this.cache.get(key);
+    if (old && old.metadata.resourceVersion === obj.metadata.resourceVersion) return key;
+    this.cache.set(key, obj);
+    const ns = obj.metadata.namespace ?? "";
+    let set = this.byNamespace.get(ns);
+    if (!set) this.byNamespace.set(ns, (set = new Set()));
+    set.add(key);
+    this.emit(old ? "update" : "add", obj, old);
+    return key;
+  }
+
+  private remove(key: string, old: T | undefined) {
+    if (!this.cache.delete(key) || !old) return;
+    const ns = old.metadata.namespace ?? "";
+    const set = this.byNamespace.get(ns);
+    set?.delete(key);
+    if (set?.size === 0) this.byNamespace.delete(ns);
+    this.emit("delete", old);
+  }
+
+  private announceAll() {
+    for (const obj of this.cache.values()) this.emit("resync", obj);
+  }
+
+  private scheduleResync() {
+    const ms = this.opts.resyncMs;
+    if (!ms || this.stopped) return;
+    const clock = this.opts.clock ?? realClock;
+    this.resyncTimer = clock.setTimeout(() => {
+      if (this.hasSynced) this.announceAll();
+      this.scheduleResync();
+    }, ms);
+  }
+
+  private emit(type: ChangeType, obj: T, old?: T) {
+    for (const h of this.handlers) {
+      try {
+        h(type, obj, old);
+      } catch (err) {
+        this.log.error({ informer: this.name, err: String(err) }, "event handler failed");
+      }
+    }
+  }
+}

@@ -1,0 +1,56 @@
+// The HTTPS server every replica runs (CA endpoint now, admission webhooks next). Its serving
+// certificate comes from Tenet's own CA and is re-issued before expiry and whenever the CA
+// rotates, without restarting the listener.
+import crypto from "node:crypto";
+import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import type { Logger } from "../common/logger.ts";
+import type { LoadedAuthorities } from "./ca/authorities.ts";
+import { issueLeaf } from "./ca/x509.ts";
+import { strictJSONParser } from "../webhook/admission.ts";
+
+export interface ServingIdentity {
+  spiffeID: string;
+  dnsNames: string[];
+  ipAddresses: string[];
+  ttlSeconds: number;
+}
+
+export function issueServingCert(ca: LoadedAuthorities, id: ServingIdentity, now = new Date()) {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const leaf = issueLeaf(ca.active, {
+    publicKeyDer: publicKey.export({ type: "spki", format: "der" }) as Buffer,
+    spiffeID: id.spiffeID,
+    dnsNames: id.dnsNames,
+    ipAddresses: id.ipAddresses,
+    ttlSeconds: id.ttlSeconds,
+    now,
+    serverAuth: true,
+  });
+  return { key: privateKey.export({ type: "pkcs8", format: "pem" }) as string, cert: leaf.pem, notAfter: leaf.notAfter, notBefore: leaf.notBefore };
+}
+
+/** Builds the app (no listen), so tests can call app.inject() and real clients can connect. */
+export function buildSecureServer(log: Logger, tls: { key: string; cert: string }): FastifyInstance {
+  const app = Fastify({
+    https: { key: tls.key, cert: tls.cert, minVersion: "TLSv1.2" },
+    logger: false,
+    bodyLimit: 64 * 1024,
+    // Slow or idle clients must not hold sockets for long.
+    connectionTimeout: 30_000,
+    keepAliveTimeout: 5_000,
+    requestTimeout: 15_000,
+  });
+  // JSON only (a CSR sent as text/plain is a client bug, answered with 415), parsed with a
+  // depth limit so hostile nesting is refused before it reaches a handler.
+  app.removeContentTypeParser("text/plain");
+  strictJSONParser(app);
+  // One error shape for every route, including fastify's own 400/413/415.
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    const reason = status === 413 ? "BodyTooLarge" : status === 415 ? "UnsupportedMediaType" : status < 500 ? "BadRequest" : "InternalError";
+    if (status >= 500) log.error({ err: err.message, url: req.url }, "request failed");
+    reply.code(status).send({ error: { reason, message: status >= 500 ? "internal error" : err.message } });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { reason: "NotFound", message: `no route ${req.method} ${req.url.split("?")[0]}` } }));
+  return app;
+}

@@ -1,0 +1,50 @@
+// Shared helpers for integration tests: Tenet objects as plain JSON, and status reads.
+import { resourcePath, Resources, type Kube } from "../../common/kube.ts";
+import { waitFor } from "../harness/exec.ts";
+
+type Res = (typeof Resources)["serviceIdentities" | "apiPolicies" | "runtimeRules"];
+const kinds: Record<string, Res> = {
+  ServiceIdentity: Resources.serviceIdentities,
+  APIPolicy: Resources.apiPolicies,
+  RuntimeRule: Resources.runtimeRules,
+};
+
+export function tenet(kind: keyof typeof kinds, namespace: string, name: string, spec: unknown) {
+  return { apiVersion: "tenet.dev/v1alpha1", kind, metadata: { name, namespace }, spec };
+}
+
+export async function createObject(kube: Kube, obj: { kind: string; metadata: { namespace: string; name: string } }) {
+  return kube.create(resourcePath(kinds[obj.kind], obj.metadata.namespace), obj);
+}
+
+export async function getObject(kube: Kube, kind: keyof typeof kinds, namespace: string, name: string) {
+  return kube.get(resourcePath(kinds[kind], namespace, name));
+}
+
+export async function patchSpec(kube: Kube, kind: keyof typeof kinds, namespace: string, name: string, spec: unknown) {
+  return kube.patch(resourcePath(kinds[kind], namespace, name), "merge", { spec });
+}
+
+export const ready = (obj: any) => obj?.status?.conditions?.find((c: any) => c.type === "Ready");
+
+/** Waits until the object's Ready condition satisfies `pred` for the current generation. */
+export async function waitReady(kube: Kube, kind: keyof typeof kinds, namespace: string, name: string, pred: (ready: any, obj: any) => boolean, timeoutMs = 20_000) {
+  return waitFor(
+    `${kind} ${namespace}/${name} Ready condition`,
+    async () => {
+      const obj = await getObject(kube, kind, namespace, name);
+      const r = ready(obj);
+      return r && obj.status.observedGeneration === obj.metadata.generation && pred(r, obj) ? obj : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+export async function eventsFor(kube: Kube, namespace: string, name: string) {
+  const list = await kube.get(resourcePath(Resources.events, namespace), { fieldSelector: `involvedObject.name=${name}` });
+  return list.items as any[];
+}
+
+export function pod(name: string, labels: Record<string, string>, serviceAccountName = "default", image = "ghcr.io/acme/app:1.0") {
+  return { apiVersion: "v1", kind: "Pod", metadata: { name, labels }, spec: { serviceAccountName, containers: [{ name: "app", image }] } };
+}

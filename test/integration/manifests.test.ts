@@ -1,0 +1,62 @@
+import { strict as assert } from "node:assert";
+import path from "node:path";
+import { cluster, repoRoot } from "../harness/controlplane.ts";
+
+describe("manifests/ (kustomize base)", function () {
+  this.timeout(60_000);
+
+  it("passes server-side dry-run with strict field validation", async () => {
+    const { kubectl } = await cluster();
+    const { stdout } = await kubectl(["apply", "--dry-run=server", "--validate=strict", "-k", path.join(repoRoot, "manifests")]);
+    const objects = stdout.trim().split("\n");
+    for (const expected of [
+      "customresourcedefinition.apiextensions.k8s.io/serviceidentities.tenet.dev",
+      "customresourcedefinition.apiextensions.k8s.io/apipolicies.tenet.dev",
+      "customresourcedefinition.apiextensions.k8s.io/runtimerules.tenet.dev",
+      "namespace/tenet-system",
+      "serviceaccount/tenet-operator",
+      "clusterrole.rbac.authorization.k8s.io/tenet-operator",
+      "clusterrolebinding.rbac.authorization.k8s.io/tenet-operator",
+      "role.rbac.authorization.k8s.io/tenet-operator",
+      "rolebinding.rbac.authorization.k8s.io/tenet-operator",
+      "deployment.apps/tenet-operator",
+      "service/tenet-operator",
+      "poddisruptionbudget.policy/tenet-operator",
+    ]) {
+      assert.ok(objects.some((l) => l.startsWith(`${expected} `) && l.endsWith("(server dry run)")), `${expected} in:\n${stdout}`);
+    }
+  });
+
+  it("runs the operator as non-root with a read-only root filesystem and no privilege escalation", async () => {
+    const { kubectl } = await cluster();
+    const { stdout } = await kubectl(["kustomize", path.join(repoRoot, "manifests")]);
+    const { parseAllDocuments } = await import("yaml");
+    const deploy = parseAllDocuments(stdout).map((d) => d.toJS()).find((o) => o?.kind === "Deployment");
+    assert.equal(deploy.spec.replicas, 2);
+    const pod = deploy.spec.template.spec;
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    const c = pod.containers[0];
+    assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+    assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+    assert.deepEqual(c.securityContext.capabilities.drop, ["ALL"]);
+    assert.ok(c.livenessProbe && c.readinessProbe && c.resources.requests && c.resources.limits);
+  });
+
+  it("grants no wildcard verbs or resources, and reads only its own CA Secret", async () => {
+    const { kubectl } = await cluster();
+    const { stdout } = await kubectl(["kustomize", path.join(repoRoot, "manifests")]);
+    const { parseAllDocuments } = await import("yaml");
+    const roles = parseAllDocuments(stdout).map((d) => d.toJS()).filter((o) => o?.kind === "ClusterRole" || o?.kind === "Role");
+    assert.ok(roles.length >= 2);
+    for (const role of roles) {
+      for (const rule of role.rules) {
+        assert.ok(!rule.verbs.includes("*") && !rule.resources.includes("*"), `${role.metadata.name}: wildcard in ${JSON.stringify(rule)}`);
+        if (rule.resources.includes("secrets")) {
+          assert.equal(role.kind, "Role", "Secrets only in Tenet's own namespace");
+          const reads = rule.verbs.filter((v: string) => v !== "create");
+          if (reads.length) assert.deepEqual(rule.resourceNames, ["tenet-ca"], "reads and writes only the CA Secret");
+        }
+      }
+    }
+  });
+});

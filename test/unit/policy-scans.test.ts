@@ -1,0 +1,213 @@
+import { strict as assert } from "node:assert";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import YAML from "yaml";
+import { parseImage } from "../../policy/images.ts";
+import { fromTrivyJSON, fromVulnerabilityReport, ScanIndex, ScanParseError, SUMMARY_ONLY_ID, type ScanRecord, type Severity } from "../../policy/scans.ts";
+
+const SAMPLES = path.resolve(import.meta.dirname, "../../../shared/samples");
+const trivyGolden = (name: string): any => JSON.parse(readFileSync(path.join(SAMPLES, "trivy-cli", name), "utf8"));
+const report = (name: string): any => YAML.parse(readFileSync(path.join(SAMPLES, "trivy-operator", name), "utf8"));
+
+function countsOf(rec: ScanRecord): Record<Severity, number> {
+  const c: Record<Severity, number> = { CRITICAL: 0, HIGH: 0, MEDIUM: 0, LOW: 0, UNKNOWN: 0 };
+  for (const v of rec.vulnerabilities) c[v.severity]++;
+  return c;
+}
+const counts = (critical: number, high: number, medium: number, low: number, unknown: number) => ({ CRITICAL: critical, HIGH: high, MEDIUM: medium, LOW: low, UNKNOWN: unknown });
+
+describe("Trivy CLI JSON reports", () => {
+  const goldens: [string, string, ReturnType<typeof counts>][] = [
+    ["a full scan counts 2 critical and 4 medium findings", "alpine-39.json.golden", counts(2, 0, 4, 0, 0)],
+    ["a HIGH,CRITICAL --ignore-unfixed scan counts 2 critical findings", "alpine-39-high-critical.json.golden", counts(2, 0, 0, 0, 0)],
+    ["a result without a Vulnerabilities key is clean", "sl-micro-rancher5.4.json.golden", counts(0, 0, 0, 0, 0)],
+    ["a report without a Results key is clean", "alpine-39-skip.json.golden", counts(0, 0, 0, 0, 0)],
+  ];
+  for (const [name, file, want] of goldens) {
+    it(name, () => {
+      const rec = fromTrivyJSON(trivyGolden(file), `file ${file}`);
+      assert.deepEqual(countsOf(rec), want);
+      assert.equal(rec.source, `file ${file}`);
+      assert.equal(rec.scannedAt, "2021-08-25T12:20:30.000000005Z");
+    });
+  }
+
+  it("names the image from RepoTags when ArtifactName is an archive path", () => {
+    const rec = fromTrivyJSON(trivyGolden("alpine-39.json.golden"), "x");
+    assert.equal(rec.image.full, "ghcr.io/aquasecurity/trivy-test-images:alpine-39");
+  });
+
+  it("keeps package, versions and title of each finding", () => {
+    const rec = fromTrivyJSON(trivyGolden("alpine-39.json.golden"), "x");
+    const musl = rec.vulnerabilities.find((v) => v.pkg === "musl");
+    assert.deepEqual(
+      { ...musl, title: undefined },
+      { id: "CVE-2019-14697", severity: "CRITICAL", pkg: "musl", installedVersion: "1.1.20-r4", fixedVersion: "1.1.20-r5", title: undefined },
+    );
+  });
+
+  it("takes the image from ArtifactName and the digest from RepoDigests of the same repository", () => {
+    const digest = "sha256:" + "ab".repeat(32);
+    const other = "sha256:" + "cd".repeat(32);
+    const rec = fromTrivyJSON(
+      { SchemaVersion: 2, ArtifactName: "ghcr.io/acme/orders:1.0", ArtifactType: "container_image", Metadata: { RepoTags: ["ghcr.io/acme/orders:1.0"], RepoDigests: [`mirror.io/acme/orders@${other}`, `ghcr.io/acme/orders@${digest}`] }, Results: null },
+      "ConfigMap tenet-system/trivy-reports key orders.json",
+    );
+    assert.equal(rec.image.full, `ghcr.io/acme/orders:1.0@${digest}`);
+    assert.deepEqual(rec.vulnerabilities, []);
+  });
+
+  it("treats an unknown severity as UNKNOWN rather than dropping the finding", () => {
+    const rec = fromTrivyJSON({ ArtifactName: "nginx:1", Results: [{ Vulnerabilities: [{ VulnerabilityID: "CVE-2024-1", Severity: "SEVERE" }] }] }, "x");
+    assert.deepEqual(countsOf(rec), counts(0, 0, 0, 0, 1));
+  });
+
+  const malformed: [string, unknown, RegExp][] = [
+    ["refuses a document that is not an object", [1, 2], /^cm key a\.json: not a Trivy JSON report \(expected an object, got an array\)$/],
+    ["refuses an old schema version", { SchemaVersion: 1, ArtifactName: "nginx" }, /SchemaVersion is 1; only SchemaVersion 2/],
+    ["refuses a filesystem scan", { SchemaVersion: 2, ArtifactName: ".", ArtifactType: "filesystem" }, /ArtifactType is "filesystem", expected "container_image"/],
+    ["refuses a report that names no image", { SchemaVersion: 2, ArtifactName: "img.tar", Metadata: {} }, /ArtifactName \("img\.tar"\) is not an image reference/],
+    ["refuses Results that are not a list", { ArtifactName: "nginx", Results: {} }, /Results is not a list/],
+    ["names the finding that lacks an id", { ArtifactName: "nginx", Results: [{}, { Vulnerabilities: [{ VulnerabilityID: "CVE-1" }, { Severity: "HIGH" }] }] }, /Results\[1\]\.Vulnerabilities\[1\]\.VulnerabilityID is missing/],
+  ];
+  for (const [name, doc, message] of malformed) {
+    it(name, () => assert.throws(() => fromTrivyJSON(doc, "cm key a.json"), (e: unknown) => e instanceof ScanParseError && message.test(e.message)));
+  }
+});
+
+describe("Trivy Operator VulnerabilityReports", () => {
+  it("reads the docs example: nginx:1.16 from index.docker.io with 2 critical findings", () => {
+    const rec = fromVulnerabilityReport(report("docs-example-1.yaml"));
+    assert.equal(rec.image.full, "docker.io/library/nginx:1.16");
+    assert.equal(rec.source, "VulnerabilityReport default/replicaset-nginx-6d4cf56db6-nginx");
+    assert.deepEqual(countsOf(rec), counts(2, 0, 0, 0, 0));
+    assert.equal(rec.scannedAt, undefined, "the docs example has no updateTimestamp nor creationTimestamp");
+    assert.equal(rec.vulnerabilities.find((v) => v.id === "CVE-2018-25009")?.fixedVersion, undefined, "an empty fixedVersion means no fix");
+  });
+
+  it("keeps the summary's counts when the report lists fewer findings than it counts", () => {
+    const rec = fromVulnerabilityReport(report("vulnerability-ttl.yaml"));
+    assert.equal(rec.image.full, "k8s.gcr.io/coredns/coredns:v1.8.0");
+    assert.deepEqual(countsOf(rec), counts(0, 12, 6, 0, 9));
+    assert.equal(rec.vulnerabilities.filter((v) => v.id !== SUMMARY_ONLY_ID).length, 1);
+    assert.equal(rec.scannedAt, "2022-12-08T15:50:37Z");
+  });
+
+  it("reads a clean report without a namespace", () => {
+    const rec = fromVulnerabilityReport(report("design-clean-1.yaml"));
+    assert.equal(rec.image.full, "ghcr.io/fluxcd/source-controller:v1.4.1");
+    assert.equal(rec.source, "VulnerabilityReport replicaset-source-controller-b5d5cfdf4-manager");
+    assert.deepEqual(rec.vulnerabilities, []);
+  });
+
+  it("synthesizes findings from the summary when the list is absent", () => {
+    const r = report("docs-example-1.yaml");
+    delete r.report.vulnerabilities;
+    r.report.summary = { criticalCount: 1, highCount: 3, mediumCount: 0, lowCount: 0, unknownCount: 0, noneCount: 0 };
+    const rec = fromVulnerabilityReport(r);
+    assert.deepEqual(countsOf(rec), counts(1, 3, 0, 0, 0));
+    assert.ok(rec.vulnerabilities.every((v) => v.id === SUMMARY_ONLY_ID));
+  });
+
+  it("reads a digest-only artifact and the creation time as the scan time", () => {
+    const digest = "sha256:" + "ef".repeat(32);
+    const rec = fromVulnerabilityReport({
+      apiVersion: "aquasecurity.github.io/v1alpha1",
+      kind: "VulnerabilityReport",
+      metadata: { name: "pod-x", namespace: "demo", creationTimestamp: new Date("2025-01-02T03:04:05Z") },
+      report: { artifact: { repository: "acme/orders", digest }, registry: { server: "ghcr.io" }, summary: { criticalCount: 0, highCount: 0, mediumCount: 0, lowCount: 0, unknownCount: 0 } },
+    });
+    assert.equal(rec.image.full, `ghcr.io/acme/orders@${digest}`);
+    assert.equal(rec.scannedAt, "2025-01-02T03:04:05.000Z");
+  });
+
+  const broken: [string, (r: any) => unknown, RegExp][] = [
+    ["refuses something that is not an object", () => "nope", /^VulnerabilityReport: expected an object, got string$/],
+    ["refuses another kind", (r) => ({ ...r, kind: "ConfigAuditReport" }), /^VulnerabilityReport default\/replicaset-nginx-6d4cf56db6-nginx: kind is "ConfigAuditReport"/],
+    ["names a missing report field", (r) => ({ ...r, report: undefined }), /VulnerabilityReport default\/replicaset-nginx-6d4cf56db6-nginx: report is missing$/],
+    ["names a missing artifact repository", (r) => ({ ...r, report: { ...r.report, artifact: { tag: "1" } } }), /: report\.artifact\.repository is missing or not a string$/],
+    ["names an artifact that is no image", (r) => ({ ...r, report: { ...r.report, artifact: { repository: "Library/Nginx" } } }), /: report\.artifact does not name a valid image \(.*must be lowercase\)$/],
+    ["names the finding without an id", (r) => ({ ...r, report: { ...r.report, vulnerabilities: [r.report.vulnerabilities[0], { severity: "HIGH" }] } }), /: report\.vulnerabilities\[1\]\.vulnerabilityID is missing or not a string$/],
+    ["names a negative summary count", (r) => ({ ...r, report: { ...r.report, summary: { ...r.report.summary, highCount: -1 } } }), /: report\.summary\.highCount is -1, expected a non-negative integer$/],
+    ["refuses a report with neither findings nor summary", (r) => ({ ...r, report: { ...r.report, vulnerabilities: undefined, summary: undefined } }), /: report has neither vulnerabilities nor summary$/],
+  ];
+  for (const [name, mutate, message] of broken) {
+    it(name, () => {
+      assert.throws(() => fromVulnerabilityReport(mutate(report("docs-example-1.yaml"))), (e: unknown) => e instanceof ScanParseError && message.test(e.message));
+    });
+  }
+});
+
+describe("the scan index", () => {
+  const D1 = "sha256:" + "11".repeat(32);
+  const D2 = "sha256:" + "22".repeat(32);
+  const rec = (ref: string, source: string, scannedAt?: string, ids: string[] = []): ScanRecord => ({
+    image: parseImage(ref),
+    source,
+    ...(scannedAt ? { scannedAt } : {}),
+    vulnerabilities: ids.map((id) => ({ id, severity: "HIGH" as const })),
+  });
+
+  it("finds a scan by repository and tag", () => {
+    const idx = new ScanIndex();
+    idx.upsert("a", rec("ghcr.io/acme/orders:1.0", "A"));
+    assert.equal(idx.lookup(parseImage("ghcr.io/acme/orders:1.0"))?.source, "A");
+    assert.equal(idx.lookup(parseImage("ghcr.io/acme/orders:1.1")), undefined);
+    assert.equal(idx.lookup(parseImage("ghcr.io/acme/other:1.0")), undefined);
+  });
+
+  it("matches docker.io images however they were written", () => {
+    const idx = new ScanIndex();
+    idx.upsert("vr", fromVulnerabilityReport(report("docs-example-1.yaml")));
+    assert.equal(idx.lookup(parseImage("nginx:1.16"))?.source, "VulnerabilityReport default/replicaset-nginx-6d4cf56db6-nginx");
+    assert.equal(idx.lookup(parseImage("docker.io/library/nginx:1.16"))?.source, "VulnerabilityReport default/replicaset-nginx-6d4cf56db6-nginx");
+  });
+
+  it("prefers a digest match over a newer tag match", () => {
+    const idx = new ScanIndex();
+    idx.upsert("by-digest", rec(`ghcr.io/acme/orders:1.0@${D1}`, "digest", "2024-01-01T00:00:00Z"));
+    idx.upsert("by-tag", rec("ghcr.io/acme/orders:1.0", "tag", "2025-01-01T00:00:00Z"));
+    assert.equal(idx.lookup(parseImage(`ghcr.io/acme/orders:1.0@${D1}`))?.source, "digest");
+    assert.equal(idx.lookup(parseImage(`ghcr.io/acme/orders@${D1}`))?.source, "digest");
+  });
+
+  it("falls back to the tag for a digest-pinned image, but not to a scan of another digest", () => {
+    const idx = new ScanIndex();
+    idx.upsert("other-content", rec(`ghcr.io/acme/orders:1.0@${D2}`, "other digest"));
+    assert.equal(idx.lookup(parseImage(`ghcr.io/acme/orders:1.0@${D1}`)), undefined, "the tag moved: that scan describes other content");
+    idx.upsert("tag-only", rec("ghcr.io/acme/orders:1.0", "tag only"));
+    assert.equal(idx.lookup(parseImage(`ghcr.io/acme/orders:1.0@${D1}`))?.source, "tag only");
+    assert.equal(idx.lookup(parseImage("ghcr.io/acme/orders:1.0"))?.source, "tag only", "a tag-only pod matches any scan of the tag, newest first");
+  });
+
+  it("picks the newest scan among equals, and a dated scan over an undated one", () => {
+    const idx = new ScanIndex();
+    idx.upsert("new", rec("ghcr.io/a/b:1", "new", "2025-03-01T00:00:00Z"));
+    idx.upsert("old", rec("ghcr.io/a/b:1", "old", "2025-01-01T00:00:00Z"));
+    idx.upsert("undated", rec("ghcr.io/a/b:1", "undated"));
+    assert.equal(idx.lookup(parseImage("ghcr.io/a/b:1"))?.source, "new");
+  });
+
+  it("replaces a record when its source is upserted again, even for another image", () => {
+    const idx = new ScanIndex();
+    idx.upsert("k", rec("ghcr.io/a/b:1", "first"));
+    idx.upsert("k", rec("ghcr.io/a/c:1", "second"));
+    assert.equal(idx.size, 1);
+    assert.equal(idx.lookup(parseImage("ghcr.io/a/b:1")), undefined);
+    assert.equal(idx.lookup(parseImage("ghcr.io/a/c:1"))?.source, "second");
+  });
+
+  it("forgets a removed record and bumps the version only on changes", () => {
+    const idx = new ScanIndex();
+    const v0 = idx.version;
+    idx.upsert("k", rec("ghcr.io/a/b:1", "first"));
+    const v1 = idx.version;
+    assert.ok(v1 > v0);
+    idx.remove("missing");
+    assert.equal(idx.version, v1, "removing an unknown key changes nothing");
+    idx.remove("k");
+    assert.ok(idx.version > v1);
+    assert.equal(idx.size, 0);
+    assert.equal(idx.lookup(parseImage("ghcr.io/a/b:1")), undefined);
+  });
+});

@@ -1,0 +1,144 @@
+// The AdmissionReview transport: strict decoding (content type, size, nesting depth, shape),
+// the request uid echoed, always an admission.k8s.io/v1 answer. Handlers are plain functions
+// (request → result) that never see fastify; a handler that throws becomes a deliberate
+// denial that names the error, never a silent allow.
+import type { FastifyInstance } from "fastify";
+import { Counter, Histogram, type Registry } from "prom-client";
+import type { Logger } from "../common/logger.ts";
+
+export interface AdmissionRequest {
+  uid: string;
+  kind: { group: string; version: string; kind: string };
+  resource: { group: string; version: string; resource: string };
+  subResource?: string;
+  name?: string;
+  namespace?: string;
+  operation: "CREATE" | "UPDATE" | "DELETE" | "CONNECT";
+  userInfo?: { username?: string; groups?: string[] };
+  object?: any;
+  oldObject?: any;
+  dryRun?: boolean;
+}
+
+export interface AdmissionResult {
+  allowed: boolean;
+  /** Shown to the user when denied. */
+  message?: string;
+  /** Machine-readable reason, for metrics and logs. */
+  reason: string;
+  patch?: unknown[];
+  warnings?: string[];
+}
+
+export type AdmissionHandler = (req: AdmissionRequest) => AdmissionResult | Promise<AdmissionResult>;
+
+/** The largest AdmissionReview we accept: a pod with big annotations fits; a flood does not. */
+export const ADMISSION_BODY_LIMIT = 3 * 1024 * 1024;
+/** Real Kubernetes objects nest a few dozen levels; hostile JSON nests thousands. */
+export const MAX_JSON_DEPTH = 64;
+
+export class AdmissionMetrics {
+  readonly requests: Counter;
+  readonly duration: Histogram;
+  constructor(registry: Registry) {
+    this.requests = new Counter({
+      name: "tenet_admission_requests_total",
+      help: "Admission requests by webhook, kind, decision (allowed/denied/error) and reason.",
+      labelNames: ["webhook", "kind", "decision", "reason"],
+      registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: "tenet_admission_duration_seconds",
+      help: "Time to answer an AdmissionReview, by webhook.",
+      labelNames: ["webhook"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+      registers: [registry],
+    });
+  }
+}
+
+/** Registers a JSON parser that refuses deep nesting before JSON.parse recurses into it. */
+export function strictJSONParser(app: FastifyInstance) {
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+    const text = body as string;
+    const depth = maxDepth(text);
+    if (depth > MAX_JSON_DEPTH) {
+      const err = Object.assign(new Error(`JSON nested ${depth} levels deep; the limit is ${MAX_JSON_DEPTH}`), { statusCode: 400 });
+      return done(err, undefined);
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch (e) {
+      done(Object.assign(new Error(`body is not valid JSON: ${(e as Error).message}`), { statusCode: 400 }), undefined);
+    }
+  });
+}
+
+function maxDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > max) max = depth;
+      if (max > MAX_JSON_DEPTH) return max;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return max;
+}
+
+/** Checks the envelope; returns a readable problem or undefined. */
+function envelopeProblem(body: any): string | undefined {
+  if (!body || typeof body !== "object" || Array.isArray(body)) return "body must be an AdmissionReview object";
+  if (body.apiVersion !== "admission.k8s.io/v1") return `apiVersion must be admission.k8s.io/v1, got ${JSON.stringify(body.apiVersion)}`;
+  if (body.kind !== "AdmissionReview") return `kind must be AdmissionReview, got ${JSON.stringify(body.kind)}`;
+  const r = body.request;
+  if (!r || typeof r !== "object") return "request is missing";
+  if (typeof r.uid !== "string" || !r.uid) return "request.uid is missing";
+  if (!r.kind || typeof r.kind.kind !== "string") return "request.kind is missing";
+  if (!r.resource || typeof r.resource.resource !== "string") return "request.resource is missing";
+  if (!["CREATE", "UPDATE", "DELETE", "CONNECT"].includes(r.operation)) return `request.operation ${JSON.stringify(r.operation)} is not one of CREATE, UPDATE, DELETE, CONNECT`;
+  if (r.object !== undefined && r.object !== null && typeof r.object !== "object") return "request.object must be an object";
+  return undefined;
+}
+
+export function admissionRoute(app: FastifyInstance, opts: { path: string; webhook: string; handler: AdmissionHandler; log: Logger; metrics: AdmissionMetrics }) {
+  app.post(opts.path, { bodyLimit: ADMISSION_BODY_LIMIT }, async (req, reply) => {
+    const end = opts.metrics.duration.startTimer({ webhook: opts.webhook });
+    const body = req.body as any;
+    const problem = envelopeProblem(body);
+    if (problem) {
+      end();
+      opts.metrics.requests.inc({ webhook: opts.webhook, kind: "unknown", decision: "rejected", reason: "MalformedReview" });
+      return reply.code(400).send({ error: { reason: "MalformedReview", message: problem } });
+    }
+    const request = body.request as AdmissionRequest;
+    const log = opts.log.child({ webhook: opts.webhook, uid: request.uid, kind: request.kind.kind, namespace: request.namespace, name: request.name ?? request.object?.metadata?.generateName, operation: request.operation });
+    let result: AdmissionResult;
+    try {
+      result = await opts.handler(request);
+    } catch (err) {
+      log.error({ err: String((err as Error)?.stack ?? err) }, "admission handler failed; denying");
+      result = { allowed: false, reason: "InternalError", message: `Tenet could not evaluate this request (${(err as Error)?.message ?? err}); it is refused rather than admitted unchecked. Retry, or see the tenet-operator logs.` };
+    }
+    end();
+    opts.metrics.requests.inc({ webhook: opts.webhook, kind: request.kind.kind, decision: result.allowed ? "allowed" : "denied", reason: result.reason });
+    if (!result.allowed) log.info({ reason: result.reason, message: result.message }, "denied");
+    else if (result.warnings?.length) log.info({ reason: result.reason, warnings: result.warnings }, "admitted with warnings");
+    else log.debug({ reason: result.reason, patched: !!result.patch?.length }, "admitted");
+    const response: Record<string, unknown> = { uid: request.uid, allowed: result.allowed };
+    if (!result.allowed) response.status = { code: 403, reason: "Forbidden", message: result.message ?? "denied by Tenet" };
+    if (result.patch?.length) {
+      response.patchType = "JSONPatch";
+      response.patch = Buffer.from(JSON.stringify(result.patch)).toString("base64");
+    }
+    if (result.warnings?.length) response.warnings = result.warnings.map((w) => w.slice(0, 400));
+    return { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response };
+  });
+}

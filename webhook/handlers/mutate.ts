@@ -1,0 +1,37 @@
+// Mutating admission: inject the enforcer sidecar into pods that opted in. Pure: the
+// namespace labels come from a cache, the patch from diffing an edited copy.
+import type { AdmissionRequest, AdmissionResult } from "../admission.ts";
+import { ENFORCER_CONTAINER, InjectionError, injectPod, shouldInject, type InjectionConfig } from "../inject.ts";
+import { jsonPatch } from "../patch.ts";
+
+export interface MutateDeps {
+  namespaceLabels: (namespace: string) => Record<string, string> | undefined;
+  config: InjectionConfig;
+}
+
+export function mutate(req: AdmissionRequest, deps: MutateDeps): AdmissionResult {
+  if (req.kind.kind !== "Pod" || req.resource.resource !== "pods" || req.subResource || req.operation !== "CREATE") {
+    return { allowed: true, reason: "NotAPodCreate" };
+  }
+  const pod = req.object;
+  if (!pod?.spec || !Array.isArray(pod.spec.containers)) return { allowed: false, reason: "MalformedPod", message: "the pod has no spec.containers" };
+  const namespace = req.namespace ?? pod.metadata?.namespace ?? "";
+  const decision = shouldInject(pod, deps.namespaceLabels(namespace) ?? {}, namespace);
+  if (!decision.inject && decision.reason === "AlreadyInjected") {
+    // Pod templates never contain the sidecar, so a pod that arrives with one is a re-admission
+    // of a Tenet pod — or an attempt to skip injection with a look-alike container.
+    const sidecar = pod.spec.initContainers?.find((c: any) => c?.name === ENFORCER_CONTAINER);
+    if (sidecar?.image !== deps.config.image) {
+      return { allowed: false, reason: "ForeignEnforcer", message: `the pod already has a container named ${ENFORCER_CONTAINER} with image ${JSON.stringify(sidecar?.image)}, which Tenet did not inject (expected ${deps.config.image}); remove it and let Tenet inject the enforcer` };
+    }
+  }
+  if (!decision.inject) return { allowed: true, reason: decision.reason };
+  try {
+    return { allowed: true, reason: "Injected", patch: jsonPatch(pod, injectPod(pod, deps.config)) };
+  } catch (err) {
+    if (err instanceof InjectionError) {
+      return { allowed: false, reason: "InjectionConflict", message: `Tenet cannot inject its enforcer into this pod: ${err.message}. Rename the conflicting item, or opt out with the annotation tenet.dev/inject: "false".` };
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,39 @@
+// Validating admission: RuntimeRules decide on vulnerabilities and pod security, for Pods and
+// for the pod templates of workloads, from in-memory caches only. Audit rules and warn
+// decisions admit with warnings; enforce rules deny with every violation in one message.
+import { isDeepStrictEqual } from "node:util";
+import type { AdmissionRequest, AdmissionResult } from "../admission.ts";
+import { evaluatePod, podSpecOf, type AdmissionVerdict } from "../../policy/admission.ts";
+import type { ScanIndex } from "../../policy/scans.ts";
+import type { RuleRef } from "../../policy/vulnerabilities.ts";
+
+export interface ValidateDeps {
+  rules: (namespace: string) => RuleRef[];
+  scans: ScanIndex;
+  now: () => Date;
+  /** Told about every decision that had warnings or a denial (Events, not on the request path). */
+  report?: (req: AdmissionRequest, owner: string, verdict: AdmissionVerdict) => void;
+}
+
+export function validate(req: AdmissionRequest, deps: ValidateDeps): AdmissionResult {
+  if (req.operation !== "CREATE" && req.operation !== "UPDATE") return { allowed: true, reason: "NotEvaluated" };
+  const kind = req.kind.kind;
+  const obj = req.object;
+  const current = obj && podSpecOf(kind, obj);
+  if (!current) return { allowed: true, reason: "NoPodSpec" };
+  // An update that leaves the pod spec alone (scale, labels, status) is not re-judged:
+  // rescans handle drift; admission must not block a rollback or a scale-down.
+  if (req.operation === "UPDATE" && req.subResource !== "ephemeralcontainers") {
+    const before = req.oldObject && podSpecOf(kind, req.oldObject);
+    if (before && isDeepStrictEqual(before.podSpec, current.podSpec)) return { allowed: true, reason: "PodSpecUnchanged" };
+  }
+  const namespace = req.namespace ?? obj.metadata?.namespace ?? "";
+  const rules = deps.rules(namespace);
+  if (rules.length === 0) return { allowed: true, reason: "NoRuntimeRules" };
+  const name = obj.metadata?.name ?? (obj.metadata?.generateName ? `${obj.metadata.generateName}*` : "(unnamed)");
+  const owner = `${kind} ${namespace}/${name}`;
+  const verdict = evaluatePod({ namespace, labels: current.labels ?? {}, podSpec: current.podSpec, owner }, rules, deps.scans, deps.now());
+  if (!req.dryRun && (verdict.warnings.length || !verdict.allowed)) deps.report?.(req, owner, verdict);
+  if (!verdict.allowed) return { allowed: false, reason: "RuntimeRuleViolation", message: verdict.message, warnings: verdict.warnings };
+  return { allowed: true, reason: verdict.warnings.length ? "AdmittedWithWarnings" : "Compliant", warnings: verdict.warnings };
+}

@@ -1,0 +1,253 @@
+// Enforcer injection: whether a pod gets the Tenet enforcer (shouldInject) and the pod with it
+// (injectPod). Pure functions over plain JSON; the webhook diffs injectPod's result against the
+// request's pod to build the JSON patch (webhook/patch.ts).
+//
+// The enforcer is a native sidecar: the first init container, with `restartPolicy: Always`.
+// The kubelet starts it before every other init container and waits for its startup probe
+// (it is ready once it holds a certificate), so no app container runs, or opens a connection,
+// without it; and it is stopped once the regular containers have exited, so Jobs complete.
+
+export const ENFORCER_CONTAINER = "tenet-enforcer";
+
+/** Pod annotation, "true" opts in and "false" opts out; namespace label, "enabled" opts in. */
+export const INJECT_ANNOTATION = "tenet.dev/inject";
+export const INJECT_NAMESPACE_LABEL = "tenet.dev/inject";
+/** Set on injected pods: the annotation records the injector version; the label lets
+ * NetworkPolicies and the operator select pods that have an enforcer. */
+export const INJECTED_ANNOTATION = "tenet.dev/injected";
+export const ENFORCER_LABEL = "tenet.dev/enforcer";
+export const ENFORCER_LABEL_VALUE = "injected";
+/** Optional pod annotation: the port the app listens on (the enforcer forwards to it). */
+export const APP_PORT_ANNOTATION = "tenet.dev/app-port";
+export const DEFAULT_APP_PORT = 8080;
+
+export const TOKEN_VOLUME = "tenet-token";
+export const BUNDLE_VOLUME = "tenet-trust-bundle";
+export const TOKEN_DIR = "/var/run/secrets/tenet.dev/token";
+export const BUNDLE_DIR = "/var/run/secrets/tenet.dev/bundle";
+export const TOKEN_AUDIENCE = "tenet";
+/** The operator publishes the trust bundle in this ConfigMap, key ca.crt, in every namespace. */
+export const BUNDLE_CONFIGMAP = "tenet-trust-bundle";
+const TENET_VOLUMES = [TOKEN_VOLUME, BUNDLE_VOLUME];
+const TENET_PORT_NAMES = ["tenet-mtls", "tenet-health"];
+
+/** Never injected, whatever their labels or annotations: a webhook that mutates the control
+ * plane's own pods, or the operator's, can keep the cluster from healing itself. */
+export const EXEMPT_NAMESPACES: ReadonlySet<string> = new Set(["kube-system", "tenet-system"]);
+/** Set by the API server on every namespace and immutable, unlike any label we could invent. */
+const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
+
+export interface InjectionConfig {
+  image: string; // enforcer image, e.g. "tenet-operator:dev"
+  args: string[]; // e.g. ["enforcer/main.ts"]
+  caEndpoint: string; // e.g. "https://tenet-operator.tenet-system.svc:443"
+  inboundPort: number; // 15443 (mTLS from peers)
+  outboundPort: number; // 15001 (plain HTTP proxy for the app, on localhost)
+  healthPort: number; // 15021 (/ready, /live)
+  resources: { requests: Record<string, string>; limits: Record<string, string> };
+  tokenExpirationSeconds: number; // 3600
+  version: string; // injector version, recorded in an annotation
+}
+
+/** Why a pod is left alone. */
+export type InjectSkipReason =
+  /** The pod is annotated tenet.dev/inject: "false"; this wins over the namespace label. */
+  | "OptedOut"
+  /** Neither the namespace label tenet.dev/inject=enabled nor the pod annotation "true". */
+  | "NotOptedIn"
+  /** An init container named tenet-enforcer exists: injecting again would duplicate it. */
+  | "AlreadyInjected"
+  /** hostNetwork pods share the node's network namespace, so the enforcer's fixed ports
+   * (inbound, outbound, health) would clash with every other such pod on the node and with
+   * node daemons, and its localhost-only outbound proxy would be reachable by the whole node.
+   * Injection is refused rather than half-working; such pods get no Tenet identity. */
+  | "HostNetwork"
+  /** kube-system and tenet-system are never injected (see EXEMPT_NAMESPACES). */
+  | "ExemptNamespace";
+
+export type InjectDecision = { inject: true } | { inject: false; reason: InjectSkipReason };
+
+/** A pod that cannot be injected as it is written; the message names the conflict and reads
+ * as the end of "Tenet cannot inject its enforcer into this pod: …". */
+export class InjectionError extends Error {
+  override name = "InjectionError";
+}
+
+export function isInjected(pod: any): boolean {
+  return (pod?.spec?.initContainers ?? []).some((c: any) => c?.name === ENFORCER_CONTAINER);
+}
+
+export function shouldInject(pod: any, namespaceLabels: Record<string, string>, namespace: string): InjectDecision {
+  const labels = namespaceLabels ?? {};
+  const names = [namespace, labels[NAMESPACE_NAME_LABEL], pod?.metadata?.namespace];
+  if (names.some((n) => typeof n === "string" && EXEMPT_NAMESPACES.has(n))) return { inject: false, reason: "ExemptNamespace" };
+  if (isInjected(pod)) return { inject: false, reason: "AlreadyInjected" };
+  const annotation = normalise(pod?.metadata?.annotations?.[INJECT_ANNOTATION]);
+  if (annotation === "false") return { inject: false, reason: "OptedOut" };
+  if (annotation !== "true" && normalise(labels[INJECT_NAMESPACE_LABEL]) !== "enabled") return { inject: false, reason: "NotOptedIn" };
+  if (pod?.spec?.hostNetwork === true) return { inject: false, reason: "HostNetwork" };
+  return { inject: true };
+}
+
+// " True " and "FALSE" mean what they say; anything else is not an opt-in or an opt-out.
+function normalise(value: unknown): string | undefined {
+  return typeof value === "string" ? value.trim().toLowerCase() : undefined;
+}
+
+/** The pod with the enforcer, as a new object (the input is not touched). Level-based: a pod
+ * that already has Tenet's parts gets them rewritten in place, so injecting twice equals
+ * injecting once. Throws InjectionError when the pod's own items clash with Tenet's names. */
+export function injectPod(pod: any, cfg: InjectionConfig): any {
+  const out = structuredClone(pod ?? {});
+  if (!out.spec || !Array.isArray(out.spec.containers)) throw new InjectionError("the pod has no spec.containers");
+  const spec = out.spec;
+  const injected = isInjected(out);
+  const appPort = resolveAppPort(out);
+  checkConflicts(out, injected, appPort, cfg);
+
+  // The sidecar goes first: init containers start in order, and each waits for the previous.
+  const others = (spec.initContainers ?? []).filter((c: any) => c?.name !== ENFORCER_CONTAINER);
+  spec.initContainers = [enforcerContainer(cfg, appPort), ...others];
+
+  // Our volumes replace themselves in place on re-injection and are appended otherwise.
+  spec.volumes = Array.isArray(spec.volumes) ? spec.volumes : [];
+  for (const volume of tenetVolumes(cfg)) {
+    const at = spec.volumes.findIndex((v: any) => v?.name === volume.name);
+    if (at >= 0) spec.volumes[at] = volume;
+    else spec.volumes.push(volume);
+  }
+
+  const meta = (out.metadata ??= {});
+  meta.annotations = { ...(meta.annotations ?? {}), [INJECTED_ANNOTATION]: cfg.version };
+  meta.labels = { ...(meta.labels ?? {}), [ENFORCER_LABEL]: ENFORCER_LABEL_VALUE };
+  return out;
+}
+
+/** tenet.dev/app-port if set (it must be a port number), else the first containerPort of the
+ * first app container, else 8080. */
+export function resolveAppPort(pod: any): number {
+  const raw = pod?.metadata?.annotations?.[APP_PORT_ANNOTATION];
+  if (raw !== undefined && raw !== null) {
+    const text = String(raw).trim();
+    const port = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
+    if (!(port >= 1 && port <= 65535)) {
+      throw new InjectionError(`the annotation ${APP_PORT_ANNOTATION} is ${JSON.stringify(raw)}, which is not a port number (1-65535)`);
+    }
+    return port;
+  }
+  const first = pod?.spec?.containers?.[0]?.ports?.[0]?.containerPort;
+  return Number.isInteger(first) && first > 0 ? first : DEFAULT_APP_PORT;
+}
+
+function checkConflicts(pod: any, injected: boolean, appPort: number, cfg: InjectionConfig): void {
+  const spec = pod.spec;
+  const apps: { kind: string; c: any }[] = [
+    ...(spec.containers ?? []).map((c: any) => ({ kind: "container", c })),
+    ...(spec.initContainers ?? []).filter((c: any) => c?.name !== ENFORCER_CONTAINER).map((c: any) => ({ kind: "init container", c })),
+    ...(spec.ephemeralContainers ?? []).map((c: any) => ({ kind: "ephemeral container", c })),
+  ];
+  // On an injected pod, volumes with our names are ours; anywhere else they are the user's.
+  if (!injected) {
+    for (const v of spec.volumes ?? []) {
+      if (TENET_VOLUMES.includes(v?.name)) {
+        throw new InjectionError(`the pod already has a volume named "${v.name}", a name reserved for the Tenet enforcer`);
+      }
+    }
+  }
+  const enforcerPorts = new Map([
+    [cfg.inboundPort, "inbound mTLS"],
+    [cfg.outboundPort, "outbound proxy"],
+    [cfg.healthPort, "health"],
+  ]);
+
+  for (const { kind, c } of apps) {
+    if (c?.name === ENFORCER_CONTAINER) {
+      throw new InjectionError(`the ${kind} name "${ENFORCER_CONTAINER}" is reserved for the Tenet enforcer`);
+    }
+    // Mounting Tenet's token would hand the app the credential the CA issues identities for.
+    for (const m of c?.volumeMounts ?? []) {
+      if (TENET_VOLUMES.includes(m?.name)) {
+        throw new InjectionError(`${kind} "${c.name}" has a volumeMount named "${m.name}", a name reserved for the Tenet enforcer`);
+      }
+    }
+    // The enforcer shares the pod's network namespace: a port in use twice fails to bind.
+    for (const p of c?.ports ?? []) {
+      if (TENET_PORT_NAMES.includes(p?.name)) {
+        throw new InjectionError(`${kind} "${c.name}" has a port named "${p.name}", a name reserved for the Tenet enforcer`);
+      }
+      const use = enforcerPorts.get(p?.containerPort);
+      if (use && (p?.protocol ?? "TCP") === "TCP") {
+        throw new InjectionError(`${kind} "${c.name}" uses port ${p.containerPort}, which the Tenet enforcer needs for its ${use} listener`);
+      }
+    }
+  }
+  const appUse = enforcerPorts.get(appPort);
+  if (appUse) throw new InjectionError(`the app port ${appPort} is the Tenet enforcer's ${appUse} port; set ${APP_PORT_ANNOTATION} to the port the app listens on`);
+
+}
+
+function enforcerContainer(cfg: InjectionConfig, appPort: number): any {
+  const ready = { httpGet: { path: "/ready", port: cfg.healthPort } };
+  const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
+  const caEndpoint = cfg.caEndpoint.replace(/\/+$/, "");
+  return {
+    name: ENFORCER_CONTAINER,
+    image: cfg.image,
+    args: [...cfg.args],
+    // Native sidecar: runs alongside the app, started first, stopped after the app exits.
+    restartPolicy: "Always",
+    env: [
+      fieldEnv("POD_NAME", "metadata.name"),
+      fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+      fieldEnv("POD_UID", "metadata.uid"),
+      fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+      { name: "TENET_CA_ENDPOINT", value: caEndpoint },
+      { name: "TENET_TOKEN_FILE", value: `${TOKEN_DIR}/token` },
+      { name: "TENET_BUNDLE_FILE", value: `${BUNDLE_DIR}/ca.crt` },
+      { name: "TENET_REVOCATIONS_URL", value: `${caEndpoint}/v1/revocations` },
+      { name: "TENET_INBOUND_PORT", value: String(cfg.inboundPort) },
+      { name: "TENET_OUTBOUND_PORT", value: String(cfg.outboundPort) },
+      { name: "TENET_HEALTH_PORT", value: String(cfg.healthPort) },
+      { name: "TENET_APP_PORT", value: String(appPort) },
+      // The image runs TypeScript through tsx, whose disk cache would write below /tmp: the
+      // root filesystem is read-only, and without this the enforcer fails to start (EACCES).
+      { name: "TSX_DISABLE_CACHE", value: "1" },
+    ],
+    // The outbound proxy listens on localhost only, so it is not declared as a port.
+    ports: [
+      { name: "tenet-mtls", containerPort: cfg.inboundPort, protocol: "TCP" },
+      { name: "tenet-health", containerPort: cfg.healthPort, protocol: "TCP" },
+    ],
+    // The kubelet starts the next init container (and then the app) only after this succeeds:
+    // up to two minutes for the first certificate from the CA.
+    startupProbe: { ...ready, periodSeconds: 1, failureThreshold: 120 },
+    readinessProbe: { ...ready, periodSeconds: 5 },
+    livenessProbe: { httpGet: { path: "/live", port: cfg.healthPort }, periodSeconds: 10 },
+    resources: structuredClone(cfg.resources),
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    terminationMessagePolicy: "FallbackToLogsOnError",
+    volumeMounts: [
+      { name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true },
+      { name: BUNDLE_VOLUME, mountPath: BUNDLE_DIR, readOnly: true },
+    ],
+  };
+}
+
+function tenetVolumes(cfg: InjectionConfig): any[] {
+  return [
+    {
+      name: TOKEN_VOLUME,
+      projected: {
+        sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: cfg.tokenExpirationSeconds, path: "token" } }],
+      },
+    },
+    { name: BUNDLE_VOLUME, configMap: { name: BUNDLE_CONFIGMAP } },
+  ];
+}
