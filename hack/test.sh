@@ -8,4 +8,6 @@ bash "$here/deps.sh"
 cd "$root"
 npx tsx hack/gen-types.ts --check
 npx tsc --noEmit -p .
+# With no arguments, every test; with arguments, only those files (e.g. one integration test).
+if [[ $# -eq 0 ]]; then set -- 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'; fi
 exec npx mocha "$@"

@@ -119,19 +119,20 @@ export function admissionRoute(app: FastifyInstance, opts: { path: string; webho
       return reply.code(400).send({ error: { reason: "MalformedReview", message: problem } });
     }
     const request = body.request as AdmissionRequest;
-    const log = opts.log.child({ webhook: opts.webhook, uid: request.uid, kind: request.kind.kind, namespace: request.namespace, name: request.name ?? request.object?.metadata?.generateName, operation: request.operation });
+    // A child logger per request costs more than most decisions: build it only to log.
+    const log = () => opts.log.child({ webhook: opts.webhook, uid: request.uid, kind: request.kind.kind, namespace: request.namespace, name: request.name ?? request.object?.metadata?.generateName, operation: request.operation });
     let result: AdmissionResult;
     try {
       result = await opts.handler(request);
     } catch (err) {
-      log.error({ err: String((err as Error)?.stack ?? err) }, "admission handler failed; denying");
+      log().error({ err: String((err as Error)?.stack ?? err) }, "admission handler failed; denying");
       result = { allowed: false, reason: "InternalError", message: `Tenet could not evaluate this request (${(err as Error)?.message ?? err}); it is refused rather than admitted unchecked. Retry, or see the tenet-operator logs.` };
     }
     end();
     opts.metrics.requests.inc({ webhook: opts.webhook, kind: request.kind.kind, decision: result.allowed ? "allowed" : "denied", reason: result.reason });
-    if (!result.allowed) log.info({ reason: result.reason, message: result.message }, "denied");
-    else if (result.warnings?.length) log.info({ reason: result.reason, warnings: result.warnings }, "admitted with warnings");
-    else log.debug({ reason: result.reason, patched: !!result.patch?.length }, "admitted");
+    if (!result.allowed) log().info({ reason: result.reason, message: result.message }, "denied");
+    else if (result.warnings?.length) log().info({ reason: result.reason, warnings: result.warnings }, "admitted with warnings");
+    else if (opts.log.isLevelEnabled("debug")) log().debug({ reason: result.reason, patched: !!result.patch?.length }, "admitted");
     const response: Record<string, unknown> = { uid: request.uid, allowed: result.allowed };
     if (!result.allowed) response.status = { code: 403, reason: "Forbidden", message: result.message ?? "denied by Tenet" };
     if (result.patch?.length) {

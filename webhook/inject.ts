@@ -94,12 +94,15 @@ function normalise(value: unknown): string | undefined {
   return typeof value === "string" ? value.trim().toLowerCase() : undefined;
 }
 
-/** The pod with the enforcer, as a new object (the input is not touched). Level-based: a pod
- * that already has Tenet's parts gets them rewritten in place, so injecting twice equals
- * injecting once. Throws InjectionError when the pod's own items clash with Tenet's names. */
+/** The pod with the enforcer, as a new object. The input is never modified; the output copies
+ * only what it changes (metadata, spec, its arrays) and shares the rest with the input, which
+ * keeps the webhook's diff cheap. Level-based: a pod that already has Tenet's parts gets them
+ * rewritten in place, so injecting twice equals injecting once. Throws InjectionError when the
+ * pod's own items clash with Tenet's names. */
 export function injectPod(pod: any, cfg: InjectionConfig): any {
-  const out = structuredClone(pod ?? {});
-  if (!out.spec || !Array.isArray(out.spec.containers)) throw new InjectionError("the pod has no spec.containers");
+  if (!pod?.spec || !Array.isArray(pod.spec.containers)) throw new InjectionError("the pod has no spec.containers");
+  const out = { ...pod, spec: { ...pod.spec } };
+  if (pod.metadata) out.metadata = { ...pod.metadata };
   const spec = out.spec;
   const injected = isInjected(out);
   const appPort = resolveAppPort(out);
@@ -110,7 +113,7 @@ export function injectPod(pod: any, cfg: InjectionConfig): any {
   spec.initContainers = [enforcerContainer(cfg, appPort), ...others];
 
   // Our volumes replace themselves in place on re-injection and are appended otherwise.
-  spec.volumes = Array.isArray(spec.volumes) ? spec.volumes : [];
+  spec.volumes = Array.isArray(spec.volumes) ? [...spec.volumes] : [];
   for (const volume of tenetVolumes(cfg)) {
     const at = spec.volumes.findIndex((v: any) => v?.name === volume.name);
     if (at >= 0) spec.volumes[at] = volume;

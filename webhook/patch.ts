@@ -24,12 +24,13 @@ export function unescapePointerToken(token: string): string {
   return token.replace(/~1/g, "/").replace(/~0/g, "~");
 }
 
-/** The operations that turn `original` into `mutated`. Both are read as JSON (what
- * JSON.stringify would send): `undefined` properties are absent, and the values in the
- * operations are copies, never aliases into `mutated`. */
+/** The operations that turn `original` into `mutated`. Both are read as JSON would send them:
+ * `undefined` properties are absent. Values in the operations are copies, never aliases into
+ * `mutated`. Subtrees the two share by reference are skipped at once, so a mutation that copies
+ * only what it changes (as injectPod does) costs a walk of the changed paths, not of the pod. */
 export function jsonPatch(original: unknown, mutated: unknown): Operation[] {
   const ops: Operation[] = [];
-  diff(toJson(original), toJson(mutated), "", ops);
+  diff((original ?? null) as Json, (mutated ?? null) as Json, "", ops);
   return ops;
 }
 
@@ -38,25 +39,34 @@ function toJson(value: unknown): Json {
   return JSON.parse(JSON.stringify(value)) as Json;
 }
 
+/** A JSON copy of a value about to be emitted (drops undefined, detaches it from `mutated`). */
+function copy(value: Json): Json {
+  return typeof value === "object" && value !== null ? (JSON.parse(JSON.stringify(value)) as Json) : value;
+}
+
 function isObject(v: Json): v is { [key: string]: Json } {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function diff(a: Json, b: Json, path: string, ops: Operation[]): void {
-  if (deepEqual(a, b)) return;
+  if (a === b) return;
+  // Containers are walked, not compared first: equal subtrees yield no operations anyway, and a
+  // deep comparison at every level would make the diff quadratic in the depth of the pod.
   if (isObject(a) && isObject(b)) return diffObjects(a, b, path, ops);
   if (Array.isArray(a) && Array.isArray(b)) return diffArrays(a, b, path, ops);
-  ops.push({ op: "replace", path, value: b });
+  if (!deepEqual(a, b)) ops.push({ op: "replace", path, value: copy(b) });
 }
 
 function diffObjects(a: { [key: string]: Json }, b: { [key: string]: Json }, path: string, ops: Operation[]): void {
   for (const key of Object.keys(a)) {
+    if (a[key] === undefined) continue;
     const child = `${path}/${escapePointerToken(key)}`;
-    if (!Object.hasOwn(b, key)) ops.push({ op: "remove", path: child });
+    if (b[key] === undefined || !Object.hasOwn(b, key)) ops.push({ op: "remove", path: child });
     else diff(a[key], b[key], child, ops);
   }
   for (const key of Object.keys(b)) {
-    if (!Object.hasOwn(a, key)) ops.push({ op: "add", path: `${path}/${escapePointerToken(key)}`, value: b[key] });
+    if (b[key] === undefined) continue;
+    if (a[key] === undefined || !Object.hasOwn(a, key)) ops.push({ op: "add", path: `${path}/${escapePointerToken(key)}`, value: copy(b[key]) });
   }
 }
 
@@ -73,7 +83,7 @@ function diffArrays(a: Json[], b: Json[], path: string, ops: Operation[]): void 
     // Pure insertion: each add shifts what follows, so successive indices line up with `b`.
     const appending = tail === 0;
     for (let i = head; i < head + inserted; i++) {
-      ops.push({ op: "add", path: appending ? `${path}/-` : `${path}/${i}`, value: b[i] });
+      ops.push({ op: "add", path: appending ? `${path}/-` : `${path}/${i}`, value: copy(b[i]) });
     }
   } else if (inserted === 0) {
     // Pure removal, from the highest index down so earlier indices stay valid.
@@ -81,7 +91,7 @@ function diffArrays(a: Json[], b: Json[], path: string, ops: Operation[]): void 
   } else if (removed === inserted) {
     for (let i = head; i < head + removed; i++) diff(a[i], b[i], `${path}/${i}`, ops);
   } else {
-    ops.push({ op: "replace", path, value: b });
+    ops.push({ op: "replace", path, value: copy(b) });
   }
 }
 

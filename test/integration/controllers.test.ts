@@ -151,8 +151,8 @@ describe("first controllers (real API server, operator process)", function () {
   it("serves /healthz, /readyz and Prometheus metrics for queues, reconciles and leadership", async () => {
     const base = `http://127.0.0.1:${operator.healthPort}`;
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
-    const readyz = await fetch(`${base}/readyz`);
-    assert.equal(readyz.status, 200, await readyz.text());
+    // Not ready until the CA endpoint and webhooks serve, which can be after the caches sync.
+    await waitFor("/readyz to answer 200", async () => (await fetch(`${base}/readyz`)).status === 200);
     await waitFor("leadership", () => operator.isLeader);
     const text = await (await fetch(`${base}/metrics`)).text();
     for (const name of ["tenet_workqueue_depth", "tenet_reconcile_total", "tenet_reconcile_duration_seconds", "tenet_leader 1", "tenet_informer_restarts_total", "tenet_process_resident_memory_bytes"]) {
