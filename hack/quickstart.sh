@@ -51,14 +51,16 @@ secure_port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0
   cd "$root"
   KUBECONFIG="$TENET_STATE_DIR/operator.kubeconfig" TENET_NAMESPACE=tenet-system POD_NAME=quickstart-operator \
     TENET_HEALTH_HOST=127.0.0.1 TENET_HEALTH_PORT=0 TENET_SECURE_HOST=127.0.0.1 TENET_SECURE_PORT="$secure_port" \
+    TENET_WEBHOOK_HOST=127.0.0.1 \
     TENET_LOG_FORMAT=${TENET_LOG_FORMAT:-pretty} \
     nohup node --import tsx operator/main.ts > "$oplog" 2>&1 &
   echo $! > "$oppid"
 )
-for _ in $(seq 1 100); do grep -q "became leader" "$oplog" 2>/dev/null && break; sleep 0.2; done
-grep -q "became leader" "$oplog" || { cat "$oplog"; die "the operator did not start; see $oplog"; }
+# Ready once it leads and the API server knows where its admission webhooks are.
+for _ in $(seq 1 150); do grep -q "webhook configurations applied" "$oplog" 2>/dev/null && break; sleep 0.2; done
+grep -q "webhook configurations applied" "$oplog" || { cat "$oplog"; die "the operator did not start; see $oplog"; }
 
-step "5/5 Applying the samples (kubectl apply -k examples/)"
+step "5/5 Applying the samples (kubectl apply -k examples/): identities, policies, a RuntimeRule, a Trivy report, two pods"
 kubectl apply -k "$root/examples"
 sleep 3
 
@@ -67,6 +69,23 @@ kubectl get serviceidentities,apipolicies,runtimerules -n demo
 echo
 kubectl get serviceidentities,apipolicies,runtimerules -n demo \
   -o custom-columns='KIND:.kind,NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason,MESSAGE:.status.conditions[?(@.type=="Ready")].message'
+
+step "Injection: pod demo/orders-7f9c got the enforcer as a native sidecar (namespace label tenet.dev/inject=enabled)"
+kubectl get pod orders-7f9c -n demo \
+  -o custom-columns='POD:.metadata.name,SIDECAR:.spec.initContainers[0].name,RESTART:.spec.initContainers[0].restartPolicy,APP:.spec.containers[*].name,INJECTED:.metadata.annotations.tenet\.dev/injected'
+
+step "Admission: a Deployment whose image has 2 critical vulnerabilities (RuntimeRule demo/baseline allows 0)"
+echo "\$ kubectl apply -f examples/rejected/deployment-billing.yaml"
+# The scan report reaches the webhook through an informer: give it a moment on a cold start.
+for attempt in 1 2 3 4 5; do
+  if out=$(kubectl apply -f "$root/examples/rejected/deployment-billing.yaml" 2>&1); then
+    kubectl delete -f "$root/examples/rejected/deployment-billing.yaml" --wait=false >/dev/null 2>&1 || true
+    [[ $attempt -lt 5 ]] && { sleep 1; continue; }
+    echo "$out"; die "the vulnerable Deployment was admitted; see $oplog"
+  fi
+  echo "$out" | fold -s -w 120
+  break
+done
 
 step "A workload certificate: pod demo/orders-7f9c asks Tenet's CA, as its enforcer would"
 (cd "$root" && KUBECONFIG="$kubeconfig" npx tsx hack/request-cert.ts --namespace demo --pod orders-7f9c \

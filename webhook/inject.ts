@@ -126,6 +126,15 @@ export function injectPod(pod: any, cfg: InjectionConfig): any {
   return out;
 }
 
+/** The pod spec without the enforcer Tenet injected (same name and Tenet's configured image):
+ * RuntimeRules judge the workload's containers, not Tenet's own sidecar. A look-alike with any
+ * other image stays in, and is judged like every other container. */
+export function withoutEnforcer(podSpec: any, enforcerImage: string): any {
+  const init = podSpec?.initContainers;
+  if (!Array.isArray(init) || !init.some((c: any) => c?.name === ENFORCER_CONTAINER && c?.image === enforcerImage)) return podSpec;
+  return { ...podSpec, initContainers: init.filter((c: any) => !(c?.name === ENFORCER_CONTAINER && c?.image === enforcerImage)) };
+}
+
 /** tenet.dev/app-port if set (it must be a port number), else the first containerPort of the
  * first app container, else 8080. */
 export function resolveAppPort(pod: any): number {

@@ -6,6 +6,7 @@ import type { Kube } from "../../common/kube.ts";
 import { resourcePath, Resources } from "../../common/kube.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { RuntimeRule } from "../../crds/types.gen.ts";
+import { repositoryOf } from "../../policy/images.ts";
 import { ScanIndex, ScanParseError, fromTrivyJSON, fromVulnerabilityReport } from "../../policy/scans.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
 import { AdmissionMetrics, admissionRoute } from "../../webhook/admission.ts";
@@ -25,14 +26,18 @@ export const TRIVY_REPORT_LABEL = "tenet.dev/trivy-report";
 const VulnerabilityReports = { group: "aquasecurity.github.io", version: "v1alpha1", plural: "vulnerabilityreports" };
 
 interface NamespaceInfo extends KubeObject {}
-interface ScanSource extends KubeObject {
+export interface ScanSource extends KubeObject {
   keys: string[];
+  /** Image repositories the source describes (policy/images.ts repositoryOf), so rescans find the pods to re-evaluate. */
+  repositories: string[];
 }
 
 export interface AdmissionFeature {
   informers: Informer<any>[];
   controller: Controller;
   scans: ScanIndex;
+  /** The caches admission decides from, shared with rescans (operator/posture). */
+  sources: { namespaces: Informer<KubeObject>; reports: Informer<ScanSource>; trivyConfigMaps: Informer<ScanSource> };
   routes(app: FastifyInstance): void;
   /** Call when the trust bundle or the serving port changes. */
   refreshConfigurations(): void;
@@ -64,16 +69,18 @@ export function createAdmission(ctx: {
   const scanSource = (source: string, parse: (raw: any) => { key: string; record: ReturnType<typeof fromTrivyJSON> }[]) => (raw: any): ScanSource => {
     const meta = { name: raw.metadata.name, namespace: raw.metadata.namespace, resourceVersion: raw.metadata.resourceVersion, uid: raw.metadata.uid };
     const keys: string[] = [];
+    const repositories: string[] = [];
     try {
       for (const { key, record } of parse(raw)) {
         scans.upsert(key, record);
         keys.push(key);
+        repositories.push(repositoryOf(record.image));
       }
     } catch (err) {
       const why = err instanceof ScanParseError ? err.message : String(err);
       log.warn({ source: `${source} ${meta.namespace}/${meta.name}`, err: why }, "ignoring unreadable scan report");
     }
-    return { metadata: meta, keys };
+    return { metadata: meta, keys, repositories };
   };
   const reports = new Informer<ScanSource>(kube, log, {
     name: "vulnerabilityreports",
@@ -138,6 +145,7 @@ export function createAdmission(ctx: {
     informers: [namespaces, reports, trivyConfigMaps],
     controller,
     scans,
+    sources: { namespaces, reports, trivyConfigMaps },
     refreshConfigurations: () => controller.enqueue("webhooks"),
     routes(app) {
       admissionRoute(app, {
@@ -157,6 +165,7 @@ export function createAdmission(ctx: {
             rules: rulesIn,
             scans,
             now: () => new Date(),
+            enforcerImage: ctx.injection.image,
             // Events go out after the answer: never a remote call on the request path.
             report: (_req, owner, verdict) =>
               setImmediate(() => {

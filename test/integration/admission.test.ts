@@ -108,6 +108,22 @@ describe("admission webhooks called by the real API server", function () {
       assert.equal(await operator.metricSum("tenet_admission_requests_total", 'webhook="mutate"', 'reason="Injected"') >= 1, true);
     });
 
+    it("judges the workload, not Tenet's own sidecar: an injected pod passes a rule that pins registries and digests", async () => {
+      await createObject(kube, tenet("RuntimeRule", ns, "pinned", { selector: {}, enforcement: "enforce", podSecurity: { allowedRegistries: ["ghcr.io/acme"], requireDigest: true } }));
+      const image = "ghcr.io/acme/web@sha256:" + "b".repeat(64);
+      const compliant = { securityContext: { runAsNonRoot: true }, containers: [{ name: "app", image, securityContext: { allowPrivilegeEscalation: false } }] };
+      const admitted = await waitFor("the rule to reach the webhook's cache", async () => {
+        const bad = await kube.create(resourcePath(Resources.pods, ns), { ...pod("probe", {}), metadata: { generateName: "probe-" }, spec: { ...compliant, containers: [{ ...compliant.containers[0], image: "docker.io/library/nginx:1" }] } }, { dryRun: "All" }).then(() => "admitted", (e) => String(e));
+        return /not from an allowed registry/.test(bad) ? true : undefined;
+      });
+      assert.ok(admitted);
+      const p = await kube.create(resourcePath(Resources.pods, ns), { ...pod("pinned-0", {}), spec: compliant });
+      assert.equal(p.spec.initContainers[0].name, "tenet-enforcer", "injected with Tenet's image, which the rule does not name");
+      // A look-alike "enforcer" with another image is judged like any container (and refused by the mutating webhook first).
+      const lookAlike = await kube.create(resourcePath(Resources.pods, ns), { ...pod("fake", {}), spec: { ...compliant, initContainers: [{ name: "tenet-enforcer", image: "docker.io/evil/proxy:1", restartPolicy: "Always" }] } }).then(() => "admitted", (e) => String(e));
+      assert.match(lookAlike, /tenet-enforcer/);
+    });
+
     it("is idempotent: re-admitting an injected pod changes nothing", async () => {
       const first = await kube.create(resourcePath(Resources.pods, ns), pod("once", { app: "x" }));
       const again = structuredClone(first);

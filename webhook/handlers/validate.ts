@@ -6,11 +6,14 @@ import type { AdmissionRequest, AdmissionResult } from "../admission.ts";
 import { evaluatePod, podSpecOf, type AdmissionVerdict } from "../../policy/admission.ts";
 import type { ScanIndex } from "../../policy/scans.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
+import { withoutEnforcer } from "../inject.ts";
 
 export interface ValidateDeps {
   rules: (namespace: string) => RuleRef[];
   scans: ScanIndex;
   now: () => Date;
+  /** Tenet's enforcer image: the sidecar Tenet injected is not judged as part of the workload. */
+  enforcerImage: string;
   /** Told about every decision that had warnings or a denial (Events, not on the request path). */
   report?: (req: AdmissionRequest, owner: string, verdict: AdmissionVerdict) => void;
 }
@@ -32,7 +35,7 @@ export function validate(req: AdmissionRequest, deps: ValidateDeps): AdmissionRe
   if (rules.length === 0) return { allowed: true, reason: "NoRuntimeRules" };
   const name = obj.metadata?.name ?? (obj.metadata?.generateName ? `${obj.metadata.generateName}*` : "(unnamed)");
   const owner = `${kind} ${namespace}/${name}`;
-  const verdict = evaluatePod({ namespace, labels: current.labels ?? {}, podSpec: current.podSpec, owner }, rules, deps.scans, deps.now());
+  const verdict = evaluatePod({ namespace, labels: current.labels ?? {}, podSpec: withoutEnforcer(current.podSpec, deps.enforcerImage), owner }, rules, deps.scans, deps.now());
   if (!req.dryRun && (verdict.warnings.length || !verdict.allowed)) deps.report?.(req, owner, verdict);
   if (!verdict.allowed) return { allowed: false, reason: "RuntimeRuleViolation", message: verdict.message, warnings: verdict.warnings };
   return { allowed: true, reason: verdict.warnings.length ? "AdmittedWithWarnings" : "Compliant", warnings: verdict.warnings };
