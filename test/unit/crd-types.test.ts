@@ -253,9 +253,11 @@ describe("examples", () => {
     }
   });
 
-  it("puts everything in namespace demo", () => {
+  it("puts everything in namespace demo, except the Trivy report, which goes where Tenet reads it", () => {
     for (const { file, doc } of examples()) {
-      if (doc.kind !== "Namespace") assert.equal(doc.metadata.namespace, "demo", `${file} ${doc.kind}/${doc.metadata.name}`);
+      if (doc.kind === "Namespace") continue;
+      const isTrivyReport = doc.kind === "ConfigMap" && doc.metadata.labels?.["tenet.dev/trivy-report"] === "true";
+      assert.equal(doc.metadata.namespace, isTrivyReport ? "tenet-system" : "demo", `${file} ${doc.kind}/${doc.metadata.name}`);
     }
   });
 
