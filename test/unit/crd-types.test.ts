@@ -256,7 +256,7 @@ describe("examples", () => {
   it("puts everything in namespace demo, except the Trivy report, which goes where Tenet reads it", () => {
     for (const { file, doc } of examples()) {
       if (doc.kind === "Namespace") continue;
-      const isTrivyReport = doc.kind === "ConfigMap" && doc.metadata.labels?.["tenet.dev/trivy-report"] === "true";
+      const isTrivyReport = doc.kind === "ConfigMap" && (doc.metadata as { labels?: Record<string, string> }).labels?.["tenet.dev/trivy-report"] === "true";
       assert.equal(doc.metadata.namespace, isTrivyReport ? "tenet-system" : "demo", `${file} ${doc.kind}/${doc.metadata.name}`);
     }
   });
