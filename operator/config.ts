@@ -29,6 +29,10 @@ export interface OperatorConfig {
   webhookHost?: string;
   webhookTimeoutSeconds: number;
   injection: InjectionConfig;
+  /** Posture rescans (operator/posture): cron schedule of the full safety-net rescan, workers, progress log interval. */
+  rescanSchedule: string;
+  postureWorkers: number;
+  rescanProgressEvery: number;
 }
 
 const list = (v: string | undefined) => (v ?? "").split(",").map((x) => x.trim()).filter(Boolean);
@@ -81,5 +85,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorCon
       tokenExpirationSeconds: int("TENET_ENFORCER_TOKEN_SECONDS", 3600),
       version: env.TENET_VERSION ?? "0.1.0",
     },
+    rescanSchedule: env.TENET_RESCAN_SCHEDULE || "0 * * * *",
+    postureWorkers: int("TENET_POSTURE_WORKERS", 8),
+    rescanProgressEvery: int("TENET_RESCAN_PROGRESS_EVERY", 1000),
   };
 }

@@ -9,6 +9,7 @@ import type { OperatorConfig } from "./config.ts";
 import { createAdmission } from "./admission/index.ts";
 import { startIdentity } from "./ca/index.ts";
 import { planAPIPolicy } from "./controllers/apipolicy.ts";
+import { createPolicyDistribution } from "./policy/index.ts";
 import { planRuntimeRule } from "./controllers/runtimerule.ts";
 import { planServiceIdentity } from "./controllers/serviceidentity.ts";
 import { statusReconciler, type StatusPlan, type TenetObject } from "./controllers/status-reconciler.ts";
@@ -17,6 +18,7 @@ import { EventRecorder } from "./runtime/events.ts";
 import { buildHealthServer } from "./runtime/health.ts";
 import { Informer, objectKey } from "./runtime/informer.ts";
 import { LeaderElector } from "./runtime/leader.ts";
+import { PostureController } from "./posture/controller.ts";
 import { RuntimeMetrics } from "./runtime/metrics.ts";
 
 export interface RunningOperator {
@@ -37,6 +39,7 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   const identities = informer<ServiceIdentity & TenetObject>("serviceidentities", Resources.serviceIdentities);
   const policies = informer<APIPolicy & TenetObject>("apipolicies", Resources.apiPolicies);
   const rules = informer<RuntimeRule & TenetObject>("runtimerules", Resources.runtimeRules);
+  const policyDistribution = createPolicyDistribution({ kube, log, pods, policies });
 
   const controllerFor = <T extends TenetObject>(name: string, kind: string, inf: Informer<T>, resource: { group: string; version: string; plural: string }, plan: (o: T, now: Date) => StatusPlan) => {
     const c = new Controller({
@@ -58,9 +61,14 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
     controllerFor("serviceidentity", "ServiceIdentity", identities, Resources.serviceIdentities, (si) =>
       planServiceIdentity(si, pods.listNamespace(si.metadata.namespace!), identities.listNamespace(si.metadata.namespace!), cfg.trustDomain),
     ),
-    controllerFor("apipolicy", "APIPolicy", policies, Resources.apiPolicies, (p) => planAPIPolicy(p, pods.listNamespace(p.metadata.namespace!))),
+    controllerFor("apipolicy", "APIPolicy", policies, Resources.apiPolicies, (p) =>
+      planAPIPolicy(p, pods.listNamespace(p.metadata.namespace!), policies.listNamespace(p.metadata.namespace!), policyDistribution.jwks),
+    ),
     controllerFor("runtimerule", "RuntimeRule", rules, Resources.runtimeRules, (r, now) => planRuntimeRule(r, pods.listNamespace(r.metadata.namespace!), now)),
   ];
+
+  // New issuer keys change the documents, so which enforcers run the current one.
+  policyDistribution.onKeysChanged(() => policies.list().forEach((p) => controllers[1].enqueue(objectKey(p))));
 
   let identity: Awaited<ReturnType<typeof startIdentity>> | undefined;
   const admission = createAdmission({
@@ -74,7 +82,20 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
     bundle: () => identity?.store.authorities?.bundlePem,
     securePort: () => identity?.securePort() ?? 0,
   });
-  const informers = [pods, identities, policies, rules, ...admission.informers];
+  // Rescans: registered before the informers start, so every pod and report reaches its index.
+  const posture = new PostureController({
+    kube,
+    cfg,
+    log,
+    metrics,
+    events,
+    pods,
+    rules,
+    scans: admission.scans,
+    sources: admission.sources,
+    revocations: () => identity?.revocations,
+  });
+  const informers = [pods, identities, policies, rules, ...admission.informers, posture.policies.informer];
   const health = buildHealthServer(metrics, () => {
     const pending = informers.filter((i) => !i.hasSynced).map((i) => i.name);
     if (pending.length) return { ready: false, detail: `waiting for caches: ${pending.join(", ")}` };
@@ -89,10 +110,13 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   await Promise.all(informers.map((i) => i.start()));
   log.info({ ms: Date.now() - started, pods: pods.size, serviceIdentities: identities.size, apiPolicies: policies.size, runtimeRules: rules.size }, "caches synced");
 
-  identity = await startIdentity({ kube, cfg, log, metrics, events, pods, identities, routes: (app) => admission.routes(app) });
+  identity = await startIdentity({ kube, cfg, log, metrics, events, pods, identities, routes: (app) => {
+    admission.routes(app);
+    policyDistribution.routes(app);
+  } });
   identity.store.onChange(() => admission.refreshConfigurations());
   admission.refreshConfigurations();
-  controllers.push(identity.controller, admission.controller);
+  controllers.push(identity.controller, admission.controller, posture);
 
   const startControllers = () => controllers.forEach((c) => c.start());
   let elector: LeaderElector | undefined;
@@ -124,6 +148,7 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
       await Promise.all(controllers.map((c) => c.stop()));
       await elector?.release();
       await identity!.stop();
+      await policyDistribution.stop();
       informers.forEach((i) => i.stop());
       await health.close();
     },

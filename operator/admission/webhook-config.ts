@@ -5,7 +5,8 @@
 //   inject-annotated.tenet.dev  pods annotated tenet.dev/inject: "true" elsewhere · Ignore: a Tenet
 //                               outage must not block every namespace (the operator flags
 //                               opted-in pods that lack an enforcer)
-//   validate.tenet.dev          pods and workload templates · Fail: nothing unchecked is admitted
+//   validate.tenet.dev          pods and workload templates · Fail: nothing unchecked is admitted;
+//                               updates that do not change the spec are not sent (matchConditions)
 // kube-system and Tenet's own namespace are always exempt, by the immutable
 // kubernetes.io/metadata.name label, so a broken Tenet can always be repaired.
 
@@ -69,6 +70,10 @@ export function desiredWebhookConfigurations(ep: WebhookEndpoint, tenetNamespace
         ],
         failurePolicy: "Fail",
         namespaceSelector: { matchExpressions: [exempt] },
+        // Updates that leave the spec alone (labels, annotations — Tenet's own posture writes
+        // among them) are not sent at all: they cannot change a decision, and they keep working
+        // while Tenet is down.
+        matchConditions: [{ name: "spec-changed", expression: "request.operation != 'UPDATE' || object.spec != oldObject.spec" }],
         ...common,
       },
     ],

@@ -19,6 +19,7 @@ import { caRoutes } from "./endpoint.ts";
 import { IssuanceStatus } from "./issuance-status.ts";
 import { issueForWorkload } from "./issuer.ts";
 import { CAMetrics } from "./metrics.ts";
+import { recordIssued } from "./pod-serials.ts";
 import { RevocationList } from "./revocations.ts";
 import { CAStore, ROTATE_ANNOTATION } from "./store.ts";
 
@@ -120,6 +121,7 @@ export async function startIdentity(ctx: {
           caError: () => store.error,
           trustDomain: cfg.trustDomain,
           maxTTLSeconds: cfg.maxCertTTLSeconds,
+          record: (pod, serial, notAfter) => recordIssued(kube, pod, serial, notAfter),
         }),
       bundle: () => store.authorities?.bundlePem,
       revocations,

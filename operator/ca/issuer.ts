@@ -36,6 +36,8 @@ export interface IssuerDeps {
   trustDomain: string;
   maxTTLSeconds: number;
   now?: () => Date;
+  /** Records the serial on the pod before the certificate is handed out (quarantine revokes it); returns the pod's labels as written. */
+  record?: (pod: CachedPod, serial: string, notAfter: string) => Promise<Record<string, string>>;
 }
 
 export interface Issued {
@@ -63,9 +65,7 @@ export async function issueForWorkload(token: string | undefined, csrPEM: unknow
 
   const caller = await reviewToken(token, deps.kube);
   const pod = await findPod(caller, deps);
-  if (pod.metadata.labels?.[QUARANTINE_LABEL] === "true") {
-    throw new SignRejection(403, "PodQuarantined", `pod ${caller.namespace}/${caller.podName} is quarantined (label ${QUARANTINE_LABEL}=true); it gets no new certificate until it is released`, pod);
-  }
+  if (pod.metadata.labels?.[QUARANTINE_LABEL] === "true") throw quarantined(pod);
   const identity = findIdentity(pod, deps);
   const authorities = deps.authorities();
   if (!authorities) throw new SignRejection(503, "CAUnavailable", deps.caError() ?? "the CA is not loaded yet; retry shortly", pod);
@@ -107,6 +107,16 @@ export async function issueForWorkload(token: string | undefined, csrPEM: unknow
     if (/CA expired/.test(err.message)) throw new SignRejection(503, "CAUnavailable", err.message, pod);
     throw new SignRejection(422, "InvalidAttributes", `cannot issue for pod ${pod.metadata.namespace}/${pod.metadata.name}: ${err.message} (fix the pod's labels or ServiceIdentity ${identity.metadata.name} spec.attributes)`, pod);
   }
+  if (deps.record) {
+    let labels: Record<string, string>;
+    try {
+      labels = await deps.record(pod, leaf.serial, leaf.notAfter.toISOString());
+    } catch (err) {
+      throw new SignRejection(503, "CertificateNotRecorded", `the certificate for pod ${pod.metadata.namespace}/${pod.metadata.name} could not be recorded on the pod (${(err as Error).message}); retry shortly`, pod);
+    }
+    // Quarantined while we were signing: the serial is recorded (and will be revoked), the certificate is not handed out.
+    if (labels[QUARANTINE_LABEL] === "true") throw quarantined(pod);
+  }
   return {
     certificate: leaf.pem,
     bundle: authorities.bundlePem,
@@ -118,6 +128,16 @@ export async function issueForWorkload(token: string | undefined, csrPEM: unknow
     pod,
     identity,
   };
+}
+
+function quarantined(pod: CachedPod): SignRejection {
+  const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
+  return new SignRejection(
+    403,
+    "Quarantined",
+    `pod ${ref} is quarantined (label ${QUARANTINE_LABEL}=true) and gets no new certificate until it is released: fix what its annotation tenet.dev/posture-detail names (it is released automatically once clean, unless its RuntimeRule sets spec.quarantine.autoRelease: false), or release it explicitly with kubectl annotate pod -n ${pod.metadata.namespace} ${pod.metadata.name} tenet.dev/release="<reason>"`,
+    pod,
+  );
 }
 
 async function reviewToken(token: string, kube: Kube): Promise<Caller> {
@@ -147,7 +167,17 @@ async function reviewToken(token: string, kube: Kube): Promise<Caller> {
   return { namespace: m[1], serviceAccount: m[2], podName, podUID };
 }
 
-async function findPod(caller: Caller, deps: IssuerDeps): Promise<CachedPod> {
+/**
+ * Who is calling: the pod a projected service-account token (audience "tenet") is bound to,
+ * verified by TokenReview and found in the cache. Shared by every endpoint enforcers call
+ * (certificates, policy); refusals are SignRejections (401 token, 403 pod).
+ */
+export async function authenticatePod(token: string | undefined, deps: Pick<IssuerDeps, "kube" | "pods">): Promise<CachedPod> {
+  if (!token) throw new SignRejection(401, "MissingToken", "no bearer token: send the pod's projected service-account token (audience \"tenet\") in the Authorization header");
+  return findPod(await reviewToken(token, deps.kube), deps);
+}
+
+async function findPod(caller: Caller, deps: Pick<IssuerDeps, "kube" | "pods">): Promise<CachedPod> {
   const key = `${caller.namespace}/${caller.podName}`;
   let pod = deps.pods.get(key);
   if (!pod || pod.metadata.uid !== caller.podUID) {

@@ -14,6 +14,54 @@ export interface CachedPod extends KubeObject {
   };
   spec: { serviceAccountName: string; containers: { name: string; image: string }[] };
   status: { phase?: string };
+  /** The pod-spec fields the pod-security checks read (policy/podsecurity.ts), for rescans. */
+  security: SecuritySpec;
+}
+
+/** A pod spec cut down to what podSecurityViolations reads; same field paths, so messages match admission's. */
+export interface SecuritySpec {
+  hostNetwork?: boolean;
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  securityContext?: { runAsUser?: number; runAsNonRoot?: boolean };
+  volumes?: { name: string; hostPath?: { path: string } }[];
+  containers?: SecurityContainer[];
+  initContainers?: SecurityContainer[];
+  ephemeralContainers?: SecurityContainer[];
+}
+interface SecurityContainer {
+  name: string;
+  image: string;
+  securityContext?: { privileged?: boolean; allowPrivilegeEscalation?: boolean; runAsUser?: number; runAsNonRoot?: boolean; capabilities?: { add?: string[] } };
+}
+
+function securitySpec(spec: any): SecuritySpec {
+  const out: SecuritySpec = {};
+  for (const k of ["hostNetwork", "hostPID", "hostIPC"] as const) if (spec[k] === true) out[k] = true;
+  const psc = spec.securityContext;
+  if (psc && (psc.runAsUser !== undefined || psc.runAsNonRoot !== undefined)) out.securityContext = { runAsUser: psc.runAsUser, runAsNonRoot: psc.runAsNonRoot };
+  // Every volume keeps its place (messages name spec.volumes[i]); only hostPath ones keep more than a name.
+  if (Array.isArray(spec.volumes) && spec.volumes.some((v: any) => v?.hostPath)) {
+    out.volumes = spec.volumes.map((v: any) => (v?.hostPath ? { name: String(v.name ?? ""), hostPath: { path: v.hostPath.path } } : { name: String(v?.name ?? "") }));
+  }
+  for (const kind of ["containers", "initContainers", "ephemeralContainers"] as const) {
+    if (!Array.isArray(spec[kind])) continue;
+    out[kind] = spec[kind].map((c: any) => {
+      const sc = c?.securityContext;
+      const kept: SecurityContainer = { name: String(c?.name ?? ""), image: String(c?.image ?? "") };
+      if (sc && typeof sc === "object") {
+        const s: NonNullable<SecurityContainer["securityContext"]> = {};
+        if (sc.privileged !== undefined) s.privileged = sc.privileged;
+        if (sc.allowPrivilegeEscalation !== undefined) s.allowPrivilegeEscalation = sc.allowPrivilegeEscalation;
+        if (sc.runAsUser !== undefined) s.runAsUser = sc.runAsUser;
+        if (sc.runAsNonRoot !== undefined) s.runAsNonRoot = sc.runAsNonRoot;
+        if (Array.isArray(sc.capabilities?.add) && sc.capabilities.add.length) s.capabilities = { add: sc.capabilities.add };
+        kept.securityContext = s;
+      }
+      return kept;
+    });
+  }
+  return out;
 }
 
 export function toCachedPod(raw: any): CachedPod {
@@ -32,6 +80,7 @@ export function toCachedPod(raw: any): CachedPod {
     },
     spec: { serviceAccountName: spec.serviceAccountName ?? "default", containers },
     status: { phase: raw.status?.phase },
+    security: securitySpec(spec),
   };
 }
 

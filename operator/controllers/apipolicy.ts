@@ -1,6 +1,7 @@
 // APIPolicy: checks what the schema cannot — that every rule names declared APIs and
 // scopes, that path patterns and inline JWKS are usable — and counts protected workloads.
 import type { APIPolicy } from "../../crds/types.gen.ts";
+import { policyDocument, specVersion } from "../../policy/authz.ts";
 import { compileSelector } from "../../policy/selector.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import type { StatusPlan } from "./status-reconciler.ts";
@@ -29,7 +30,16 @@ export function pathPatternProblem(pattern: string): string | undefined {
   return undefined;
 }
 
-export function planAPIPolicy(policy: APIPolicy, podsInNamespace: CachedPod[]): StatusPlan {
+/** The pod annotation where the operator records the document version it served the pod's enforcer. */
+export const POLICY_VERSION_ANNOTATION = "tenet.dev/policy-version";
+
+/**
+ * Status: workloads = pods selected; compiledVersion = hash of this policy's spec; enforcers = selected
+ * pods whose recorded document version (POLICY_VERSION_ANNOTATION) equals the version of the document
+ * the operator serves them now — a document that contains this policy's current spec. Counted only
+ * when `policiesInNamespace` is given (the document depends on every policy selecting the pod).
+ */
+export function planAPIPolicy(policy: APIPolicy, podsInNamespace: CachedPod[], policiesInNamespace?: APIPolicy[], jwks?: (uri: string) => string | undefined): StatusPlan {
   const problems: { reason: string; message: string }[] = [];
   const apis = new Map((policy.spec.apis ?? []).map((a) => [a.name, a]));
 
@@ -69,16 +79,33 @@ export function planAPIPolicy(policy: APIPolicy, podsInNamespace: CachedPod[]): 
   });
 
   let workloads = 0;
+  let enforcers: number | undefined;
   try {
     const matches = compileSelector(policy.spec.selector);
-    workloads = podsInNamespace.filter((p) => !p.metadata.deletionTimestamp && matches(p.metadata.labels)).length;
+    const selected = podsInNamespace.filter((p) => !p.metadata.deletionTimestamp && matches(p.metadata.labels));
+    workloads = selected.length;
+    if (policiesInNamespace) {
+      const versions = new Map<string, string>();
+      enforcers = 0;
+      for (const pod of selected) {
+        const recorded = pod.metadata.annotations?.[POLICY_VERSION_ANNOTATION];
+        if (!recorded) continue;
+        const key = JSON.stringify(Object.entries(pod.metadata.labels ?? {}).sort());
+        let current = versions.get(key);
+        if (current === undefined) {
+          current = policyDocument(pod.metadata.namespace, pod.metadata.labels, policiesInNamespace, jwks).version;
+          versions.set(key, current);
+        }
+        if (recorded === current) enforcers++;
+      }
+    }
   } catch (err) {
     problems.unshift({ reason: Reasons.InvalidSelector, message: `spec.selector: ${(err as Error).message}` });
   }
 
   const rules = policy.spec.rules?.length ?? 0;
   return {
-    fields: { workloads },
+    fields: { workloads, compiledVersion: specVersion(policy.spec), ...(enforcers !== undefined ? { enforcers } : {}) },
     verdict: verdictFrom(problems, {
       ready: true,
       reason: Reasons.Valid,

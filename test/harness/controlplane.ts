@@ -95,7 +95,8 @@ export async function removeWebhookConfigurations() {
   if (!removed) return;
   // The API server drops deleted webhooks asynchronously: wait until pods admit without them.
   await kube.create(resourcePath(Resources.serviceAccounts, "default"), { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default" } }).catch(() => undefined);
-  const probe = { apiVersion: "v1", kind: "Pod", metadata: { generateName: "probe-" }, spec: { containers: [{ name: "c", image: "x" }] } };
+  // Annotated for injection, so a still-active mutating webhook would show itself by injecting.
+  const probe = { apiVersion: "v1", kind: "Pod", metadata: { generateName: "probe-", annotations: { "tenet.dev/inject": "true" } }, spec: { containers: [{ name: "c", image: "x" }] } };
   await waitFor("webhooks to be gone", () => kube.create(resourcePath(Resources.pods, "default"), probe, { dryRun: "All" }).then((p) => !p.spec.initContainers), 10_000, 100);
 }
 

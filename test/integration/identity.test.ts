@@ -146,13 +146,13 @@ describe("workload identity: CA, CSR endpoint, certificates (real API server, op
       const r = await post({ csr: goodCSR }, good);
       return r.status === 403 ? r : undefined;
     });
-    assert.equal(q.json.error.reason, "PodQuarantined");
+    assert.equal(q.json.error.reason, "Quarantined");
 
     assert.equal(await operator.metricSum("tenet_ca_rejections_total", 'reason="NameNotAllowed"'), 2);
     assert.equal(await operator.metricSum("tenet_ca_rejections_total", 'reason="TokenExpired"'), 1);
     const events = await eventsFor(kube, ns, "orders-0");
     assert.ok(events.some((e) => e.reason === "CertificateNameNotAllowed" && e.type === "Warning"), "the pod's Events say why");
-    assert.ok(events.some((e) => e.reason === "CertificatePodQuarantined"));
+    assert.ok(events.some((e) => e.reason === "CertificateQuarantined"));
     assert.equal(await operator.metricSum("tenet_ca_certificates_issued_total"), 0, "nothing was issued");
     assert.ok(operator.running);
   });

@@ -1,0 +1,153 @@
+// Posture rescan at scale: N pods and N VulnerabilityReports (one image each) in a real API
+// server; a full rescan by the real operator process (leader start) against listing the same N
+// pods in the same run. Also: writes (goal: exactly the pods whose posture changed) and the
+// operator's RSS against the JSON size of the objects it caches (pods + reports).
+//   BENCH_PODS (default 10000), BENCH_CHANGED (default 5% of N), BENCH_CONCURRENCY (default 32)
+// Runs its own control plane under .tenet/bench-rescan (TENET_TEST_STATE_DIR to override).
+import { readFileSync } from "node:fs";
+import path from "node:path";
+
+const repo = path.resolve(import.meta.dirname, "..");
+process.env.TENET_TEST_STATE_DIR ??= path.join(repo, ".tenet/bench-rescan");
+const { cluster, newNamespace, operatorKubeconfig, removeWebhookConfigurations, stopCluster } = await import("../test/harness/controlplane.ts");
+const { OperatorProcess, killAllOperators } = await import("../test/harness/operator.ts");
+const { resourcePath, Resources } = await import("../common/kube.ts");
+
+const N = Number(process.env.BENCH_PODS ?? 10_000);
+const CHANGED = Number(process.env.BENCH_CHANGED ?? Math.max(1, Math.round(N * 0.05)));
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const VR = { group: "aquasecurity.github.io", version: "v1alpha1", plural: "vulnerabilityreports" };
+const log = (msg: string) => process.stderr.write(`[rescan] ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
+
+function report(ns: string, name: string, repository: string, critical: number) {
+  const vulns = Array.from({ length: critical }, (_, i) => ({ vulnerabilityID: `CVE-2024-${1000 + i}`, severity: "CRITICAL", resource: "libexample", installedVersion: "1.0", fixedVersion: "1.1", title: "bench", publishedDate: "2025-01-01T00:00:00Z", lastModifiedDate: "2025-01-02T00:00:00Z" }));
+  // Every report also lists a few low findings, as real reports do.
+  for (let i = 0; i < 5; i++) vulns.push({ vulnerabilityID: `CVE-2023-${2000 + i}`, severity: "LOW", resource: "libother", installedVersion: "2.0", fixedVersion: "", title: "bench", publishedDate: "2025-01-01T00:00:00Z", lastModifiedDate: "2025-01-02T00:00:00Z" });
+  return {
+    apiVersion: "aquasecurity.github.io/v1alpha1",
+    kind: "VulnerabilityReport",
+    metadata: { name, namespace: ns },
+    report: {
+      artifact: { repository, tag: "1.0" },
+      registry: { server: "ghcr.io" },
+      os: { family: "debian", name: "12.5" },
+      scanner: { name: "Trivy", vendor: "Aqua Security", version: "0.50.0" },
+      summary: { criticalCount: critical, highCount: 0, mediumCount: 0, lowCount: 5, unknownCount: 0 },
+      updateTimestamp: new Date().toISOString(),
+      vulnerabilities: vulns,
+    },
+  };
+}
+
+async function parallel(n: number, total: number, what: string, fn: (i: number) => Promise<unknown>) {
+  let next = 0;
+  let done = 0;
+  const t0 = Date.now();
+  await Promise.all(Array.from({ length: n }, async () => {
+    while (next < total) {
+      const i = next++;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await fn(i);
+          break;
+        } catch (err) {
+          if (attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+        }
+      }
+      if (++done % 2000 === 0) log(`${what}: ${done}/${total} (${Math.round(done / ((Date.now() - t0) / 1000))}/s)`);
+    }
+  }));
+}
+
+const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
+
+try {
+  const { kube } = await cluster();
+  const kubeconfig = await operatorKubeconfig();
+  const ns = await newNamespace("bench-rescan");
+  const lease = `lease-${ns}`;
+  const start = (id: string) =>
+    OperatorProcess.start({ kubeconfig, namespace: "tenet-system", identity: `${id}-${ns}`, env: { TENET_LEASE_NAME: lease, TENET_LEASE_DURATION_MS: "4000", TENET_RENEW_DEADLINE_MS: "3000", TENET_RETRY_PERIOD_MS: "500", TENET_LOG_LEVEL: "info", TENET_RESCAN_PROGRESS_EVERY: "2000" } });
+
+  // Idle operator RSS (empty caches), for the growth due to the cached objects.
+  let op = await start("idle");
+  await new Promise((r) => setTimeout(r, 3000));
+  const idleRSS = rssOf(op.pid);
+  await op.kill("SIGTERM");
+  // Its webhooks would point at a stopped process: creation goes straight to the API server.
+  await removeWebhookConfigurations();
+
+  await kube.create(resourcePath(Resources.runtimeRules, ns), { apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", metadata: { name: "fleet" }, spec: { selector: {}, vulnerabilities: { thresholds: { critical: 0 } } } });
+  // 10% violating at first; BENCH_CHANGED of the clean ones turn violating later.
+  const bad = (i: number) => i % 10 === 0;
+  log(`creating ${N} VulnerabilityReports and ${N} pods (concurrency ${CONCURRENCY})`);
+  await parallel(CONCURRENCY, N, "reports", (i) => kube.create(resourcePath(VR, ns), report(ns, `svc-${i}`, `acme/svc-${i}`, bad(i) ? 2 : 0)));
+  await parallel(CONCURRENCY, N, "pods", (i) =>
+    kube.create(resourcePath(Resources.pods, ns), { apiVersion: "v1", kind: "Pod", metadata: { name: `svc-${i}`, labels: { app: `svc-${i}`, tier: "backend" } }, spec: { containers: [{ name: "app", image: `ghcr.io/acme/svc-${i}:1.0` }] } }),
+  );
+
+  log("first leader labels every pod");
+  op = await start("first");
+  const first = await op.waitForLog("first rescan", (l) => l.msg === "rescan finished", 30 * 60_000);
+  log(`first rescan: ${JSON.stringify(first)}`);
+  await op.kill("SIGTERM");
+
+  // Change reports while no operator runs: CHANGED clean pods turn violating.
+  const flip: number[] = [];
+  for (let i = 0; flip.length < CHANGED && i < N; i++) if (!bad(i)) flip.push(i);
+  await parallel(CONCURRENCY, flip.length, "report updates", async (k) => {
+    const i = flip[k];
+    const path = resourcePath(VR, ns, `svc-${i}`);
+    const cur = await kube.get(path);
+    await kube.replace(path, { ...report(ns, `svc-${i}`, `acme/svc-${i}`, 1), metadata: cur.metadata });
+  });
+
+  // Baseline: listing the same pods (median of 3), and the JSON size of what the operator caches.
+  const podsPath = resourcePath(Resources.pods, ns);
+  const listTimes: number[] = [];
+  let listed: any[] = [];
+  for (let r = 0; r < 3; r++) {
+    const t = performance.now();
+    listed = (await kube.list(podsPath)).items;
+    listTimes.push(performance.now() - t);
+  }
+  listTimes.sort((a, b) => a - b);
+  const listMs = listTimes[1];
+  const before = new Map(listed.map((p) => [p.metadata.name, p.metadata.resourceVersion]));
+  const reports = (await kube.list(resourcePath(VR, ns))).items;
+  const jsonBytes = Buffer.byteLength(JSON.stringify(listed)) + Buffer.byteLength(JSON.stringify(reports));
+
+  log("second leader: full rescan");
+  op = await start("second");
+  const done = await op.waitForLog("rescan", (l) => l.msg === "rescan finished", 30 * 60_000);
+  const rescanMs = done.ms as number;
+  await new Promise((r) => setTimeout(r, 1000));
+  const rss = rssOf(op.pid);
+  const writes = await op.metricSum("tenet_posture_pod_writes_total");
+  const after = (await kube.list(podsPath)).items;
+  const written = after.filter((p) => before.get(p.metadata.name) !== p.metadata.resourceVersion).length;
+  await op.kill("SIGTERM");
+
+  const ratio = Math.round((rescanMs / listMs) * 100) / 100;
+  const details = {
+    pods: N,
+    reports: N,
+    changedPostures: flip.length,
+    rescanMs,
+    listMs: Math.round(listMs),
+    rescan: { evaluated: done.evaluated, changed: done.changed, quarantined: done.quarantined, released: done.released, failed: done.failed },
+    podWritesMetric: writes,
+    podsWithNewResourceVersion: written,
+    writesGoalMet: writes === flip.length && written === flip.length,
+    rssMB: Math.round(rss / 2 ** 20),
+    idleRSSMB: Math.round(idleRSS / 2 ** 20),
+    cachedJSONMB: Math.round((jsonBytes / 2 ** 20) * 10) / 10,
+    rssOverJSON: Math.round((rss / jsonBytes) * 100) / 100,
+    rssGrowthOverJSON: Math.round(((rss - idleRSS) / jsonBytes) * 100) / 100,
+  };
+  console.log(JSON.stringify({ bench: "rescan", ratio, goal: "full rescan ≤ 1.5× listing the same pods; writes = pods whose posture changed; RSS growth ≤ 2× cached JSON", details }));
+} finally {
+  await killAllOperators();
+  await stopCluster();
+}

@@ -1,0 +1,133 @@
+// Enforcer settings from the environment. The names are the ones webhook/inject.ts sets on the
+// sidecar (TENET_CA_ENDPOINT, TENET_TOKEN_FILE, TENET_BUNDLE_FILE, TENET_REVOCATIONS_URL,
+// TENET_*_PORT, POD_*); the rest have defaults that suit a pod. Every bad value is refused at
+// start with a message naming the variable.
+import path from "node:path";
+
+export interface PeerTarget {
+  /** The SPIFFE ID the destination's enforcer must present. */
+  spiffeID: string;
+  /** host:port of the destination's enforcer; default: the requested host on the peer port. */
+  address?: { host: string; port: number };
+}
+
+export interface EnforcerConfig {
+  /** Operator base URL (CSR endpoint, bundle, revocations, policy); undefined in static mode. */
+  caEndpoint?: string;
+  tokenFile: string;
+  bundleFile?: string;
+  bundleURL?: string;
+  revocationsURL?: string;
+  policyURL?: string;
+  /** Test/bench only: key.pem, cert.pem, bundle.pem, policy.json, revocations.json from a directory. */
+  staticDir?: string;
+  podName: string;
+  listenHost: string;
+  inboundPort: number;
+  outboundHost: string;
+  outboundPort: number;
+  healthHost: string;
+  healthPort: number;
+  appHost: string;
+  appPort: number;
+  /** Default port of a destination's enforcer (its inbound port) when a peer names no address. */
+  peerPort: number;
+  /** Destination (host:port or host, as the app writes it in the URL) → expected identity. */
+  peers: Map<string, PeerTarget>;
+  refreshMs: number;
+  auditFile?: string;
+  maxHeaderSize: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export function enforcerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): EnforcerConfig {
+  const int = (name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER) => {
+    const v = env[name];
+    if (v === undefined || v === "") return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}=${JSON.stringify(v)} must be an integer between ${min} and ${max}`);
+    return n;
+  };
+  const port = (name: string, dflt: number) => int(name, dflt, 0, 65535);
+  const staticDir = env.TENET_ENFORCER_STATIC_DIR || undefined;
+  const caEndpoint = env.TENET_CA_ENDPOINT?.replace(/\/+$/, "") || undefined;
+  if (!staticDir && !caEndpoint) throw new ConfigError("TENET_CA_ENDPOINT is not set: the enforcer needs the operator's URL (e.g. https://tenet-operator.tenet-system.svc:443)");
+  if (caEndpoint && !/^https:\/\//.test(caEndpoint)) throw new ConfigError(`TENET_CA_ENDPOINT=${JSON.stringify(caEndpoint)} must be an https:// URL`);
+  const inboundPort = port("TENET_INBOUND_PORT", 15443);
+  const bundleFile = env.TENET_BUNDLE_FILE || (staticDir ? path.join(staticDir, "bundle.pem") : undefined);
+  if (!staticDir && !bundleFile) throw new ConfigError("TENET_BUNDLE_FILE is not set: the enforcer needs the trust bundle to reach the operator over TLS");
+  return {
+    caEndpoint,
+    tokenFile: env.TENET_TOKEN_FILE ?? "/var/run/secrets/tenet.dev/token/token",
+    bundleFile,
+    bundleURL: caEndpoint && `${caEndpoint}/v1/bundle`,
+    revocationsURL: env.TENET_REVOCATIONS_URL || (caEndpoint && `${caEndpoint}/v1/revocations`),
+    policyURL: env.TENET_POLICY_URL || (caEndpoint && `${caEndpoint}/v1/policy`),
+    staticDir,
+    podName: env.POD_NAME ?? "tenet-enforcer",
+    listenHost: env.TENET_LISTEN_HOST || "0.0.0.0",
+    inboundPort,
+    outboundHost: env.TENET_OUTBOUND_HOST || "127.0.0.1",
+    outboundPort: port("TENET_OUTBOUND_PORT", 15001),
+    healthHost: env.TENET_HEALTH_HOST || "0.0.0.0",
+    healthPort: port("TENET_HEALTH_PORT", 15021),
+    appHost: env.TENET_APP_HOST || "127.0.0.1",
+    appPort: port("TENET_APP_PORT", 8080),
+    peerPort: port("TENET_PEER_PORT", 15443),
+    peers: parsePeers(env.TENET_PEERS),
+    refreshMs: int("TENET_REFRESH_SECONDS", 30, 1, 86_400) * 1000,
+    auditFile: env.TENET_AUDIT_FILE || undefined,
+    maxHeaderSize: int("TENET_MAX_HEADER_BYTES", 16 * 1024, 1024, 1024 * 1024),
+    headersTimeoutMs: int("TENET_HEADERS_TIMEOUT_MS", 10_000, 100),
+    requestTimeoutMs: int("TENET_REQUEST_TIMEOUT_MS", 60_000, 100),
+    keepAliveTimeoutMs: int("TENET_KEEPALIVE_TIMEOUT_MS", 30_000, 100),
+  };
+}
+
+/**
+ * TENET_PEERS: a JSON object whose keys are destinations as the app names them ("orders.shop.svc"
+ * or "orders.shop.svc:8080") and whose values are the expected SPIFFE ID, or
+ * {"spiffeID": "...", "address": "host:port"} to dial a different address than the URL's host.
+ */
+export function parsePeers(text: string | undefined): Map<string, PeerTarget> {
+  const out = new Map<string, PeerTarget>();
+  if (!text || !text.trim()) return out;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`TENET_PEERS is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError('TENET_PEERS must be a JSON object {"host[:port]": "spiffe://..." | {"spiffeID": "...", "address": "host:port"}}');
+  for (const [dest, v] of Object.entries(raw as Record<string, unknown>)) {
+    const key = dest.trim().toLowerCase();
+    if (!key || /[\s/@]/.test(key)) throw new ConfigError(`TENET_PEERS: ${JSON.stringify(dest)} is not a host or host:port`);
+    const entry = typeof v === "string" ? { spiffeID: v } : (v as { spiffeID?: unknown; address?: unknown } | null);
+    if (!entry || typeof entry.spiffeID !== "string" || !/^spiffe:\/\/[^/]+\/.+/.test(entry.spiffeID)) {
+      throw new ConfigError(`TENET_PEERS[${JSON.stringify(dest)}] needs a SPIFFE ID (spiffe://<trust-domain>/<path>)`);
+    }
+    let address: PeerTarget["address"];
+    if (entry.address !== undefined) {
+      const a = typeof entry.address === "string" ? splitHostPort(entry.address) : undefined;
+      if (!a || a.port === undefined) throw new ConfigError(`TENET_PEERS[${JSON.stringify(dest)}].address must be "host:port"`);
+      address = { host: a.host, port: a.port };
+    }
+    out.set(key, { spiffeID: entry.spiffeID, address });
+  }
+  return out;
+}
+
+/** "host:port", "[v6]:port" or "host" → parts; undefined when malformed. */
+export function splitHostPort(s: string): { host: string; port?: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]\s]+))(?::([0-9]{1,5}))?$/.exec(s);
+  if (!m) return undefined;
+  const port = m[3] === undefined ? undefined : Number(m[3]);
+  if (port !== undefined && (port < 1 || port > 65535)) return undefined;
+  return { host: (m[1] ?? m[2]).toLowerCase(), port };
+}

@@ -1,0 +1,140 @@
+// The enforcer's own certificate: a P-256 key generated in memory (it never leaves the process),
+// a PKCS#10 CSR made with @peculiar/x509, the certificate from the operator's CSR endpoint with
+// the pod's projected token, renewed at renewAfter (a fresh key each time) with backoff on
+// failure. Listeners learn of a new certificate through onChange and swap their TLS context.
+import "reflect-metadata";
+import crypto from "node:crypto";
+import * as x509 from "@peculiar/x509";
+import type { Logger } from "../common/logger.ts";
+import { readCertIdentity } from "../operator/ca/x509.ts";
+import { operatorError, type OperatorClient } from "./operator-client.ts";
+
+x509.cryptoProvider.set(crypto.webcrypto as Crypto);
+
+export interface Credentials {
+  keyPem: string;
+  certPem: string;
+  spiffeID: string;
+  serial: string;
+  notAfter: Date;
+  renewAfter: Date;
+  attributes: Record<string, string>;
+}
+
+const ECDSA = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
+
+/** A fresh P-256 key and a CSR for it; the subject is informative only (the CA decides names). */
+export async function newKeyAndCSR(commonName: string): Promise<{ keyPem: string; csrPem: string }> {
+  const keys = (await crypto.webcrypto.subtle.generateKey(ECDSA, true, ["sign", "verify"])) as CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${commonName.replace(/[,+="\\<>;#]/g, "_")}`, keys, signingAlgorithm: ECDSA });
+  const pkcs8 = Buffer.from(await crypto.webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
+  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString("base64").replace(/.{64}/g, "$&\n").replace(/\n?$/, "\n")}-----END PRIVATE KEY-----\n`;
+  return { keyPem, csrPem: csr.toString("pem") };
+}
+
+/** Next retry delay: 1 s doubling to 30 s, with ±20 % jitter so a fleet does not retry in step. */
+export function backoffMs(attempt: number, random = Math.random): number {
+  const base = Math.min(30_000, 1000 * 2 ** Math.min(attempt, 10));
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+/** When to renew: the operator's renewAfter, never earlier than 1 s from now nor later than expiry. */
+export function renewDelayMs(renewAfter: Date, notAfter: Date, now: number): number {
+  const target = Math.min(renewAfter.getTime(), notAfter.getTime() - 1000);
+  return Math.min(Math.max(1000, target - now), 2 ** 31 - 1);
+}
+
+export class IdentityManager {
+  private current?: Credentials;
+  private timer?: NodeJS.Timeout;
+  private listeners: ((c: Credentials) => void)[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly client: OperatorClient,
+    private readonly certificatesURL: string,
+    private readonly podName: string,
+    private readonly log: Logger,
+    private readonly onResult: (result: "issued" | "failed", reason?: string) => void = () => {},
+  ) {}
+
+  get credentials() {
+    return this.current;
+  }
+
+  onChange(fn: (c: Credentials) => void) {
+    this.listeners.push(fn);
+  }
+
+  /** Obtains the first certificate, retrying with backoff until it succeeds or stop() is called. */
+  async start(): Promise<Credentials> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        const c = await this.obtain();
+        this.schedule(c);
+        return c;
+      } catch (err) {
+        const delay = backoffMs(attempt);
+        this.log.warn({ err: (err as Error).message, reason: (err as { reason?: string }).reason, retryInMs: delay }, "could not obtain a certificate; retrying");
+        await new Promise((r) => setTimeout(r, delay).unref());
+      }
+    }
+    throw new Error("stopped before a certificate was obtained");
+  }
+
+  stop() {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private schedule(c: Credentials, attempt = 0) {
+    if (this.stopped) return;
+    const delay = attempt === 0 ? renewDelayMs(c.renewAfter, c.notAfter, Date.now()) : backoffMs(attempt - 1);
+    this.timer = setTimeout(() => void this.renew(attempt), delay);
+    this.timer.unref();
+  }
+
+  private async renew(attempt: number) {
+    try {
+      const c = await this.obtain();
+      this.schedule(c);
+    } catch (err) {
+      const cur = this.current!;
+      this.log.error(
+        { err: (err as Error).message, reason: (err as { reason?: string }).reason, attempt: attempt + 1, notAfter: cur.notAfter.toISOString() },
+        cur.notAfter.getTime() < Date.now() ? "certificate renewal failed and the certificate has EXPIRED; retrying" : "certificate renewal failed; retrying",
+      );
+      this.schedule(cur, attempt + 1);
+    }
+  }
+
+  private async obtain(): Promise<Credentials> {
+    const { keyPem, csrPem } = await newKeyAndCSR(this.podName);
+    const res = await this.client.post(this.certificatesURL, { csr: csrPem });
+    if (res.status !== 200) {
+      const e = operatorError("the CA refused the certificate request", res);
+      this.onResult("failed", e.reason);
+      throw e;
+    }
+    const body = JSON.parse(res.body) as { certificate: string; spiffeID: string; serial: string; notAfter: string; renewAfter: string };
+    const id = readCertIdentity(body.certificate);
+    // The certificate must hold our key: a mix-up would make every handshake fail later.
+    const certKey = new crypto.X509Certificate(body.certificate).publicKey.export({ type: "spki", format: "der" });
+    const ourKey = crypto.createPublicKey(keyPem).export({ type: "spki", format: "der" });
+    if (!certKey.equals(ourKey)) throw new Error("the CA returned a certificate for a different key");
+    const c: Credentials = {
+      keyPem,
+      certPem: body.certificate,
+      spiffeID: id.spiffeID ?? body.spiffeID,
+      serial: id.serial,
+      notAfter: id.notAfter,
+      renewAfter: new Date(body.renewAfter),
+      attributes: id.attributes,
+    };
+    this.current = c;
+    this.onResult("issued");
+    this.log.info({ spiffeID: c.spiffeID, serial: c.serial, notAfter: c.notAfter.toISOString(), renewAfter: c.renewAfter.toISOString() }, "certificate obtained");
+    for (const fn of this.listeners) fn(c);
+    return c;
+  }
+}

@@ -1,0 +1,246 @@
+// Inbound: terminates mTLS from peers (client certificate required and verified against the
+// trust bundle), identifies the caller from its certificate (SPIFFE ID + attributes, read once
+// per connection), refuses revoked or expired peers, asks the policy, and forwards allowed
+// requests to the app on localhost over a keep-alive pool, streaming both ways. Every attempt —
+// including refused handshakes and malformed requests — leaves one audit record.
+import http from "node:http";
+import https from "node:https";
+import type { Duplex } from "node:stream";
+import type { TLSSocket } from "node:tls";
+import type { Logger } from "../common/logger.ts";
+import { readCertIdentity } from "../operator/ca/x509.ts";
+import type { Caller, Decision } from "../policy/authz-contract.ts";
+import { auditPath, type Audit, type AuditRecord } from "./audit.ts";
+import type { EnforcerConfig } from "./config.ts";
+import { CALLER_HEADER, forwardHeaders, spiffeNamespace } from "./headers.ts";
+import type { Metrics } from "./metrics.ts";
+import type { PolicySource } from "./policy.ts";
+import type { TrustStore } from "./trust.ts";
+
+export interface Peer {
+  caller?: Caller;
+  serial: string;
+  notAfterMs: number;
+  problem?: string;
+}
+
+export interface InboundDeps {
+  cfg: EnforcerConfig;
+  policy: PolicySource;
+  trust: TrustStore;
+  audit: Audit;
+  metrics: Metrics;
+  log: Logger;
+  tls: { key: string; cert: string; ca: string };
+}
+
+const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };
+
+export function tlsOptions(t: { key: string; cert: string; ca: string }) {
+  return { key: t.key, cert: t.cert, ca: t.ca, minVersion: "TLSv1.2" as const };
+}
+
+/** The caller of a connection, from the verified peer certificate; cached on the socket. */
+const peers = new WeakMap<object, Peer>();
+export function peerOf(socket: TLSSocket): Peer {
+  let p = peers.get(socket);
+  if (p) return p;
+  const cert = socket.getPeerCertificate();
+  if (!cert?.raw) {
+    p = { serial: "", notAfterMs: 0, problem: "no client certificate" };
+  } else {
+    try {
+      const id = readCertIdentity(cert.raw);
+      p = id.spiffeID
+        ? { caller: { spiffeID: id.spiffeID, namespace: spiffeNamespace(id.spiffeID), attributes: id.attributes }, serial: id.serial, notAfterMs: id.notAfter.getTime() }
+        : { serial: id.serial, notAfterMs: id.notAfter.getTime(), problem: "the client certificate carries no SPIFFE ID" };
+    } catch (err) {
+      p = { serial: "", notAfterMs: 0, problem: `the client certificate cannot be read: ${(err as Error).message}` };
+    }
+  }
+  peers.set(socket, p);
+  return p;
+}
+
+export function createInbound(deps: InboundDeps): https.Server {
+  const { cfg, policy, trust, audit, metrics, log } = deps;
+  const appAgent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: "lifo", noDelay: true } as http.AgentOptions);
+  const destination = `${cfg.appHost}:${cfg.appPort}`;
+
+  const server = https.createServer(
+    {
+      ...tlsOptions(deps.tls),
+      // The chain is verified by OpenSSL against the bundle during the handshake either way; with
+      // rejectUnauthorized the socket would be destroyed without telling us why, so the refusal
+      // happens in our secureConnection listener below (before any byte reaches the HTTP parser),
+      // where the audit record can say "expired" or "unknown CA".
+      requestCert: true,
+      rejectUnauthorized: false,
+      noDelay: true,
+      maxHeaderSize: cfg.maxHeaderSize,
+      headersTimeout: cfg.headersTimeoutMs,
+      requestTimeout: cfg.requestTimeoutMs,
+      keepAliveTimeout: cfg.keepAliveTimeoutMs,
+      // Node checks the two timeouts above on this interval (30 s by default).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(cfg.headersTimeoutMs / 2))),
+    },
+    (req, res) => void handle(req, res),
+  );
+
+  function record(rec: Omit<AuditRecord, "direction" | "destination" | "latencyMs" | "policyVersion">, started: number) {
+    const latencyMs = performance.now() - started;
+    audit.write({ direction: "inbound", destination, latencyMs: Math.round(latencyMs * 1000) / 1000, policyVersion: policy.version, ...rec });
+    metrics.count("inbound", rec.decision, rec.reason);
+    metrics.inboundLatency.observe(latencyMs / 1000);
+  }
+
+  function refuse(res: http.ServerResponse, status: number, reason: string, message: string, close = false) {
+    const body = JSON.stringify({ error: { reason, message } });
+    res.writeHead(status, close ? { ...JSON_HEADERS, connection: "close", "content-length": Buffer.byteLength(body) } : { ...JSON_HEADERS, "content-length": Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse) {
+    const started = performance.now();
+    const method = req.method ?? "GET";
+    const rawPath = req.url ?? "/";
+    const socket = req.socket as TLSSocket;
+    if (!socket.authorized) return void socket.destroy(); // refused at secureConnection already; never reached
+    const peer = peerOf(socket);
+    const who = peer.caller ? { caller: peer.caller.spiffeID, posture: peer.caller.attributes.posture, tier: peer.caller.attributes.tier, image: peer.caller.attributes.image } : {};
+
+    // Checked per request, not only at the handshake: a keep-alive connection outlives both.
+    let early: [number, string, string] | undefined;
+    if (!peer.caller) early = [401, "NoIdentity", peer.problem ?? "no caller identity"];
+    else if (trust.isRevoked(peer.serial)) early = [403, "CertificateRevoked", "the caller's certificate is revoked"];
+    else if (peer.notAfterMs < Date.now()) early = [401, "CertificateExpired", "the caller's certificate has expired"];
+    if (early) {
+      req.resume();
+      res.on("close", () => record({ ...who, method, path: auditPath(rawPath), decision: "deny", reason: early[1], status: early[0] }, started));
+      return refuse(res, early[0], early[1], early[2], true);
+    }
+
+    let d: Decision;
+    const current = policy.current();
+    if ("authorize" in current) {
+      try {
+        const auth = req.headers.authorization;
+        d = await current.authorize({ method, rawPath, caller: peer.caller, authorization: auth });
+      } catch (err) {
+        log.error({ err: (err as Error).message, method, path: auditPath(rawPath) }, "the policy evaluator failed; refusing the request");
+        d = { forward: false, decision: "deny", status: 500, mode: "enforce", reason: "EvaluatorError", message: "the policy could not be evaluated" };
+      }
+    } else {
+      d = current;
+    }
+
+    let status = 0;
+    let appFailed = false;
+    res.on("close", () => {
+      record(
+        { ...who, method, path: d.path ?? auditPath(rawPath), api: d.api, scope: d.scope, decision: d.decision, mode: d.mode, policy: d.policy, rule: d.rule, reason: appFailed ? "AppUnavailable" : d.reason, status: status || res.statusCode },
+        started,
+      );
+    });
+    if (!d.forward) {
+      req.resume();
+      status = d.status;
+      return refuse(res, d.status, d.reason, d.message);
+    }
+
+    const headers = forwardHeaders(req.rawHeaders, [CALLER_HEADER, peer.caller!.spiffeID]);
+    const up = http.request({ host: cfg.appHost, port: cfg.appPort, method, path: forwardPath(rawPath, d.path), headers: headers as unknown as http.OutgoingHttpHeaders, agent: appAgent });
+    up.on("response", (ures) => {
+      status = ures.statusCode ?? 502;
+      res.writeHead(status, ures.statusMessage, forwardHeaders(ures.rawHeaders) as unknown as http.OutgoingHttpHeaders);
+      ures.pipe(res);
+      ures.on("error", () => res.destroy());
+    });
+    up.on("error", (err) => {
+      if (res.headersSent) return void res.destroy();
+      appFailed = true;
+      status = 502;
+      log.warn({ err: err.message, app: destination }, "the app did not answer");
+      refuse(res, 502, "AppUnavailable", "the application did not answer");
+    });
+    res.on("close", () => {
+      if (!res.writableFinished) up.destroy();
+    });
+    req.pipe(up);
+  }
+
+  const refusedTLS = (reason: string, detail: string | undefined, remote: string | undefined) => {
+    metrics.tlsFailures.inc({ reason });
+    metrics.count("inbound", "deny", reason);
+    audit.write({ direction: "inbound", destination, decision: "deny", reason, status: 0, latencyMs: 0, detail });
+    log.debug({ reason, detail, remote }, "TLS connection refused");
+  };
+  // Runs before the HTTP server's own listener: an unverified peer is cut off before its first
+  // byte is parsed. Verification errors: no certificate, unknown CA, expired, not yet valid.
+  server.prependListener("secureConnection", (socket: TLSSocket) => {
+    if (socket.authorized) return;
+    const code = String(socket.authorizationError ?? "UNKNOWN");
+    const sent = !!socket.getPeerCertificate()?.raw;
+    refusedTLS(sent ? handshakeReason({ code, message: code }) : "NoClientCertificate", sent ? code : "NO_CLIENT_CERTIFICATE", socket.remoteAddress);
+    socket.destroy();
+  });
+  // Handshakes that fail earlier (a client that sends no certificate at all under TLS 1.3 ends
+  // here, as do clients that abort the handshake).
+  server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
+    refusedTLS(handshakeReason(err), err.code ?? err.message.slice(0, 120), socket.remoteAddress);
+  });
+
+  // Malformed requests, oversized headers and slow clients: answer, audit, close.
+  server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
+    const tlsSocket = socket as TLSSocket;
+    // TLS-level failures were audited by tlsClientError; a reset between requests is no attempt.
+    if (!tlsSocket.authorized || err.code === "ECONNRESET" || err.code === "EPIPE") return void socket.destroy();
+    const [status, reason, text] = clientErrorStatus(err);
+    const peer = peerOf(tlsSocket);
+    audit.write({ direction: "inbound", destination, caller: peer?.caller?.spiffeID, decision: "deny", reason, status, latencyMs: 0, detail: err.code });
+    metrics.count("inbound", "deny", reason);
+    if (socket.writable && status) {
+      const body = JSON.stringify({ error: { reason, message: text } });
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    } else {
+      socket.destroy();
+    }
+  });
+
+  return server;
+}
+
+/**
+ * The target the app receives: the path the decision was made on (normalized by the evaluator),
+ * re-encoded, plus the original query — so the app never sees a path other than the one that was
+ * authorized ("/a/../admin" reaches it as "/admin"). The raw target when it is already that.
+ */
+export function forwardPath(rawPath: string, decided: string | undefined): string {
+  if (decided === undefined) return rawPath;
+  const q = rawPath.indexOf("?");
+  const raw = q >= 0 ? rawPath.slice(0, q) : rawPath;
+  if (raw === decided) return rawPath;
+  const encoded = decided === "/" ? "/" : decided.split("/").map((s) => encodeURIComponent(s)).join("/");
+  return q >= 0 ? encoded + rawPath.slice(q) : encoded;
+}
+
+export function handshakeReason(err: { code?: string; message: string }): string {
+  const s = `${err.code ?? ""} ${err.message}`;
+  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|did not return a certificate/i.test(s)) return "NoClientCertificate";
+  if (/EXPIRED/i.test(s)) return "ClientCertificateExpired";
+  if (/NOT_YET_VALID/i.test(s)) return "ClientCertificateNotYetValid";
+  if (/ECONNRESET|EPIPE/.test(s)) return "HandshakeAborted";
+  if (/UNKNOWN_CA|UNABLE_TO_GET_ISSUER|unable to get local issuer|VERIFY_LEAF_SIGNATURE|CERTIFICATE_VERIFY_FAILED|certificate verify failed|SELF_SIGNED/i.test(s)) return "ClientCertificateUntrusted";
+  return "TLSHandshakeFailed";
+}
+
+export function clientErrorStatus(err: { code?: string }): [number, string, string] {
+  switch (err.code) {
+    case "HPE_HEADER_OVERFLOW":
+      return [431, "HeadersTooLarge", "the request headers are too large"];
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return [408, "RequestTimeout", "the request was not received in time"];
+    default:
+      return [400, "MalformedRequest", "the request is not valid HTTP/1.1"];
+  }
+}

@@ -1,0 +1,126 @@
+// The enforcer sidecar's entrypoint: wiring only. Reads its configuration, obtains a certificate
+// (or, in test/bench static mode, reads one), loads trust and policy, and serves the inbound
+// mTLS listener, the outbound proxy and the health/metrics listener. See docs/enforcer.md.
+import { readFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import type { Server } from "node:net";
+import { createLogger } from "../common/logger.ts";
+import { readCertIdentity } from "../operator/ca/x509.ts";
+import { createAudit } from "./audit.ts";
+import { ConfigError, enforcerConfigFromEnv, type EnforcerConfig } from "./config.ts";
+import { IdentityManager, type Credentials } from "./identity.ts";
+import { createInbound, tlsOptions } from "./inbound.ts";
+import { createMetrics, healthServer } from "./metrics.ts";
+import { OperatorClient } from "./operator-client.ts";
+import { createOutbound } from "./outbound.ts";
+import { PolicySource } from "./policy.ts";
+import { TrustStore } from "./trust.ts";
+
+const log = createLogger("tenet-enforcer");
+
+let cfg: EnforcerConfig;
+try {
+  cfg = enforcerConfigFromEnv();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  log.fatal({ err: err.message }, "invalid configuration");
+  process.exit(2);
+}
+
+const metrics = createMetrics();
+const audit = createAudit(cfg.auditFile);
+let trust: TrustStore;
+const client = new OperatorClient(() => trust?.bundle, cfg.tokenFile);
+const staticFile = (name: string) => (cfg.staticDir ? path.join(cfg.staticDir, name) : undefined);
+trust = new TrustStore(
+  { bundleFile: cfg.bundleFile, bundleURL: cfg.staticDir ? undefined : cfg.bundleURL, revocationsURL: cfg.staticDir ? undefined : cfg.revocationsURL, revocationsFile: staticFile("revocations.json") },
+  cfg.staticDir ? undefined : client,
+  log.child({ component: "trust" }),
+);
+const policy = new PolicySource({ url: cfg.staticDir ? undefined : cfg.policyURL, file: staticFile("policy.json") }, cfg.staticDir ? undefined : client, log.child({ component: "policy" }));
+let creds: Credentials | undefined;
+
+const health = healthServer(metrics, () => {
+  if (!creds) return { ready: false, why: "no certificate yet" };
+  if (!policy.ready) return { ready: false, why: "no policy yet" };
+  return { ready: true };
+});
+const listen = (s: Server, port: number, host: string) =>
+  new Promise<number>((resolve, reject) => {
+    s.once("error", reject);
+    s.listen(port, host, () => resolve((s.address() as AddressInfo).port));
+  });
+const healthPort = await listen(health, cfg.healthPort, cfg.healthHost);
+
+// Trust first: it is what verifies the operator.
+for (let attempt = 0; ; attempt++) {
+  await trust.refresh();
+  if (trust.bundle) break;
+  if (attempt % 10 === 0) log.warn({ bundleFile: cfg.bundleFile }, "no trust bundle yet; waiting for the file");
+  await new Promise((r) => setTimeout(r, 1000));
+}
+
+if (cfg.staticDir) {
+  const certPem = await readFile(path.join(cfg.staticDir, "cert.pem"), "utf8");
+  const id = readCertIdentity(certPem);
+  creds = { keyPem: await readFile(path.join(cfg.staticDir, "key.pem"), "utf8"), certPem, spiffeID: id.spiffeID ?? "", serial: id.serial, notAfter: id.notAfter, renewAfter: id.notAfter, attributes: id.attributes };
+  log.warn({ dir: cfg.staticDir, spiffeID: creds.spiffeID }, "static mode (tests and benchmarks only): certificate, trust bundle and policy come from files");
+}
+const identity = cfg.staticDir
+  ? undefined
+  : new IdentityManager(client, `${cfg.caEndpoint}/v1/certificates`, cfg.podName, log.child({ component: "identity" }), (result, reason) =>
+      metrics.certificateRequests.inc({ result, reason: reason ?? "" }),
+    );
+if (identity) creds = await identity.start();
+metrics.certificateExpiry.set(creds!.notAfter.getTime() / 1000);
+await policy.refresh();
+
+const tlsNow = () => ({ key: creds!.keyPem, cert: creds!.certPem, ca: trust.bundle! });
+const inbound = createInbound({ cfg, policy, trust, audit, metrics, log: log.child({ component: "inbound" }), tls: tlsNow() });
+const outbound = createOutbound({ cfg, trust, audit, metrics, log: log.child({ component: "outbound" }), self: () => creds && { spiffeID: creds.spiffeID, attributes: creds.attributes } });
+outbound.setTLS(tlsNow());
+
+// A new certificate or bundle replaces the TLS context; open connections are not dropped.
+const retls = (why: string) => {
+  inbound.setSecureContext(tlsOptions(tlsNow()));
+  outbound.setTLS(tlsNow());
+  log.info({ why, spiffeID: creds!.spiffeID, serial: creds!.serial }, "TLS context replaced");
+};
+identity?.onChange((c) => {
+  creds = c;
+  metrics.certificateExpiry.set(c.notAfter.getTime() / 1000);
+  retls("certificate renewed");
+});
+trust.onBundleChange(() => retls("trust bundle changed"));
+
+const inboundPort = await listen(inbound, cfg.inboundPort, cfg.listenHost);
+const outboundPort = await listen(outbound.server, cfg.outboundPort, cfg.outboundHost);
+log.info({ spiffeID: creds!.spiffeID, inboundPort, outboundPort, healthPort, app: `${cfg.appHost}:${cfg.appPort}`, peers: [...cfg.peers.keys()], policyVersion: policy.version }, "enforcer listening");
+
+const refresher = setInterval(() => {
+  void trust.refresh().then(() => metrics.revoked.set(trust.revokedCount));
+  void policy.refresh();
+}, cfg.refreshMs);
+refresher.unref();
+
+let stopping = false;
+const shutdown = (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, "shutting down: refusing new connections, finishing open requests");
+  clearInterval(refresher);
+  identity?.stop();
+  inbound.close();
+  inbound.closeIdleConnections();
+  outbound.close();
+  health.close();
+  const done = () => {
+    audit.flush();
+    process.exit(0);
+  };
+  setTimeout(done, 5000).unref();
+  inbound.once("close", done);
+};
+process.on("SIGTERM", () => shutdown("SIGTERM"));
+process.on("SIGINT", () => shutdown("SIGINT"));

@@ -1,0 +1,88 @@
+// The enforcer's calls to the operator over HTTPS, trusting only the current trust bundle:
+// conditional GETs (ETag / If-None-Match) for the bundle, revocation list and policy, and the
+// CSR POST. Tokens go in the Authorization header only and never into an error message.
+import https from "node:https";
+import { readFile } from "node:fs/promises";
+
+export interface Fetched {
+  status: number;
+  etag?: string;
+  body: string;
+}
+
+export class OperatorError extends Error {
+  override name = "OperatorError";
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class OperatorClient {
+  constructor(
+    private readonly trust: () => string | undefined,
+    private readonly tokenFile: string,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  /** The projected token, re-read every time: the kubelet rotates the file. */
+  async token(): Promise<string> {
+    try {
+      const t = (await readFile(this.tokenFile, "utf8")).trim();
+      if (!t) throw new Error("the file is empty");
+      return t;
+    } catch (err) {
+      throw new OperatorError(0, "TokenUnreadable", `cannot read the projected service-account token at ${this.tokenFile}: ${(err as Error).message}`);
+    }
+  }
+
+  async get(url: string, opts: { etag?: string; auth?: boolean } = {}): Promise<Fetched> {
+    const headers: Record<string, string> = { accept: "application/json, application/x-pem-file" };
+    if (opts.etag) headers["if-none-match"] = opts.etag;
+    if (opts.auth) headers.authorization = `Bearer ${await this.token()}`;
+    return this.request("GET", url, headers);
+  }
+
+  async post(url: string, body: unknown): Promise<Fetched> {
+    const headers = { "content-type": "application/json", authorization: `Bearer ${await this.token()}` };
+    return this.request("POST", url, headers, JSON.stringify(body));
+  }
+
+  private request(method: string, url: string, headers: Record<string, string>, body?: string): Promise<Fetched> {
+    const ca = this.trust();
+    if (!ca) return Promise.reject(new OperatorError(0, "NoTrustBundle", "no trust bundle yet: cannot verify the operator"));
+    return new Promise((resolve, reject) => {
+      const req = https.request(url, { method, headers, ca, agent: false, timeout: this.timeoutMs, minVersion: "TLSv1.2" }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on("data", (c: Buffer) => {
+          size += c.length;
+          if (size > 8 * 1024 * 1024) req.destroy(new Error(`${method} ${url}: response larger than 8 MiB`));
+          else chunks.push(c);
+        });
+        res.on("end", () => {
+          const etag = res.headers.etag;
+          resolve({ status: res.statusCode ?? 0, etag: typeof etag === "string" ? etag : undefined, body: Buffer.concat(chunks).toString("utf8") });
+        });
+        res.on("error", reject);
+      });
+      req.on("timeout", () => req.destroy(new Error(`${method} ${url}: no answer within ${this.timeoutMs} ms`)));
+      req.on("error", (err) => reject(new OperatorError(0, "OperatorUnreachable", `${method} ${url}: ${err.message}`)));
+      req.end(body);
+    });
+  }
+}
+
+/** The operator's error body {"error": {"reason", "message"}} as an OperatorError. */
+export function operatorError(what: string, res: Fetched): OperatorError {
+  try {
+    const e = JSON.parse(res.body)?.error;
+    if (e?.reason) return new OperatorError(res.status, String(e.reason), `${what}: ${res.status} ${e.reason}: ${String(e.message ?? "").slice(0, 500)}`);
+  } catch {
+    // not JSON: fall through
+  }
+  return new OperatorError(res.status, `HTTP${res.status}`, `${what}: HTTP ${res.status}: ${res.body.slice(0, 200)}`);
+}

@@ -1,0 +1,157 @@
+// The posture of one running pod, as a pure function: the same evaluatePod the validating webhook
+// uses (one source of truth for thresholds, exemptions and pod security), plus the check that an
+// opted-in pod really has its enforcer. Also decides quarantine and release from the pod's labels
+// and annotations, so the whole decision is derived from cluster state.
+import { createHash } from "node:crypto";
+import { evaluatePod } from "../../policy/admission.ts";
+import type { ScanIndex } from "../../policy/scans.ts";
+import type { RuleRef } from "../../policy/vulnerabilities.ts";
+import { ENFORCER_CONTAINER, EXEMPT_NAMESPACES, shouldInject, withoutEnforcer } from "../../webhook/inject.ts";
+import { POSTURE_LABEL, QUARANTINE_LABEL } from "../ca/attributes.ts";
+import type { CachedPod } from "../cache/pods.ts";
+
+export { POSTURE_LABEL, QUARANTINE_LABEL };
+export const DETAIL_ANNOTATION = "tenet.dev/posture-detail";
+/** Set by a person to release a quarantined pod; Tenet removes it once the release is done. */
+export const RELEASE_ANNOTATION = "tenet.dev/release";
+/** Set by Tenet after an explicit release: the violation the person accepted, so it is not quarantined again for it. */
+export const RELEASED_ANNOTATION = "tenet.dev/released";
+
+export type Posture = "clean" | "warn" | "violating" | "unscanned";
+
+/** Compact, deterministic (no timestamps): equal details mean no write. */
+export interface PostureDetail {
+  /** the rule that decided the posture (the first objecting one), "ns/name" */
+  rule?: string;
+  reason: "WithinThresholds" | "Exempted" | "Unscanned" | "OverThreshold" | "PodSecurity" | "UnscannedDenied" | "EnforcerMissing";
+  enforcement?: "enforce" | "audit";
+  /** counted vulnerabilities (after exemptions) of the deciding rule, non-zero severities only */
+  counts?: Record<string, number>;
+  /** every rule that objects to the pod */
+  rules?: string[];
+  message: string;
+}
+
+export interface PostureInput {
+  pod: CachedPod;
+  rules: RuleRef[];
+  scans: ScanIndex;
+  namespaceLabels: Record<string, string> | undefined;
+  now: Date;
+  /** Tenet's enforcer image: the injected sidecar is not judged as part of the workload (as in the validating webhook). */
+  enforcerImage: string;
+}
+
+export interface PosturePlan {
+  /** undefined: no RuntimeRule applies and nothing is wrong, so the pod carries no posture */
+  posture?: Posture;
+  detail?: PostureDetail;
+  /** the pod should be quarantined now (enforce mode, violating, not released for this violation) */
+  quarantine: boolean;
+  /** a quarantine is in place and nothing releases it */
+  keepQuarantine: boolean;
+  /** tenet.dev/release was set by a person and the pod is (or was) quarantined */
+  explicitRelease: boolean;
+  /** value of tenet.dev/released to keep (fingerprint of the accepted violation) */
+  released?: string;
+  /** time-limited inputs: the next instant an exemption of an applicable rule expires */
+  nextExpiry?: number;
+}
+
+const clip = (s: string, n: number) => (s.length <= n ? s : `${s.slice(0, n - 1)}…`);
+
+/** The pod's spec as evaluatePod reads it (containers by kind, securityContext, volumes, host namespaces). */
+function podSpecOf(pod: CachedPod): any {
+  return pod.security ?? { containers: pod.spec.containers };
+}
+
+/** Opted in (namespace label or pod annotation), not opted out, not exempt — yet no enforcer: injection was skipped. */
+export function enforcerMissing(pod: CachedPod, namespaceLabels: Record<string, string> | undefined): boolean {
+  const spec = podSpecOf(pod);
+  const shaped = { metadata: { namespace: pod.metadata.namespace, annotations: pod.metadata.annotations }, spec: { hostNetwork: spec.hostNetwork, initContainers: pod.spec.containers } };
+  if (pod.spec.containers.some((c) => c.name === ENFORCER_CONTAINER)) return false;
+  return shouldInject(shaped, namespaceLabels ?? {}, pod.metadata.namespace).inject;
+}
+
+export function planPosture({ pod, rules, scans, namespaceLabels, now, enforcerImage }: PostureInput): PosturePlan {
+  const labels = pod.metadata.labels ?? {};
+  const annotations = pod.metadata.annotations ?? {};
+  const quarantined = labels[QUARANTINE_LABEL] === "true";
+  const releaseAsked = annotations[RELEASE_ANNOTATION] !== undefined;
+  const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
+  if (EXEMPT_NAMESPACES.has(pod.metadata.namespace)) return { quarantine: false, keepQuarantine: quarantined && !releaseAsked, explicitRelease: releaseAsked && quarantined };
+
+  const verdict = evaluatePod({ namespace: pod.metadata.namespace, labels, podSpec: withoutEnforcer(podSpecOf(pod), enforcerImage), owner: `Pod ${ref}` }, rules, scans, now);
+  const applicable = rules.filter((r) => verdict.rules.some((v) => v.rule === `${r.namespace}/${r.name}`));
+  let nextExpiry: number | undefined;
+  for (const r of applicable) {
+    for (const e of r.spec.vulnerabilities?.exemptions ?? []) {
+      const t = Date.parse(e.expires);
+      if (t > now.getTime() && (nextExpiry === undefined || t < nextExpiry)) nextExpiry = t;
+    }
+  }
+
+  let posture: Posture | undefined;
+  let detail: PostureDetail | undefined;
+  const objecting: { rule: string; enforcement: "enforce" | "audit"; reason: PostureDetail["reason"]; counts?: Record<string, number>; message: string }[] = [];
+  let unscanned: (typeof verdict.rules)[number] | undefined;
+  let exempted: (typeof verdict.rules)[number] | undefined;
+  for (const rv of verdict.rules) {
+    const rule = applicable.find((r) => `${r.namespace}/${r.name}` === rv.rule);
+    const denyUnscanned = rule?.spec.vulnerabilities?.unscannedImages === "deny";
+    const over = rv.images.filter((i) => i.reason === "OverThreshold");
+    const unscannedImages = rv.images.filter((i) => i.reason === "Unscanned");
+    if (over.length || rv.podSecurity.length || (denyUnscanned && unscannedImages.length)) {
+      const counts: Record<string, number> = {};
+      for (const i of over.length ? over : rv.images) for (const [sev, n] of Object.entries(i.counts)) if (n > 0) counts[sev.toLowerCase()] = (counts[sev.toLowerCase()] ?? 0) + n;
+      const reason = over.length ? "OverThreshold" : rv.podSecurity.length ? "PodSecurity" : "UnscannedDenied";
+      objecting.push({ rule: rv.rule, enforcement: rv.enforcement, reason, counts: Object.keys(counts).length ? counts : undefined, message: rv.message });
+    } else if (unscannedImages.length && rule?.spec.vulnerabilities) {
+      unscanned ??= rv;
+    } else if (rv.images.some((i) => i.exempted.length > 0)) {
+      exempted ??= rv;
+    }
+  }
+  const missing = enforcerMissing(pod, namespaceLabels);
+
+  if (objecting.length || missing) {
+    posture = "violating";
+    const first = objecting[0];
+    const rulesList = objecting.map((o) => o.rule);
+    detail = first
+      ? { rule: first.rule, reason: first.reason, enforcement: first.enforcement, counts: first.counts, rules: rulesList, message: clip(first.message, 400) }
+      : { reason: "EnforcerMissing", rules: rulesList, message: "" };
+    if (missing) {
+      const why = `opted in to the Tenet enforcer but runs without the ${ENFORCER_CONTAINER} container (injection was skipped, e.g. while the webhook was unavailable): recreate the pod so it is injected`;
+      detail.message = first ? clip(`${detail.message}; also ${why}`, 600) : why;
+      if (!first) detail.reason = "EnforcerMissing";
+    }
+  } else if (unscanned) {
+    posture = "unscanned";
+    const imgs = unscanned.images.filter((i) => i.reason === "Unscanned").map((i) => i.image);
+    detail = { rule: unscanned.rule, reason: "Unscanned", enforcement: unscanned.enforcement, message: clip(`no vulnerability scan yet for ${imgs.join(", ")}`, 400) };
+  } else if (exempted) {
+    posture = "warn";
+    const ids = [...new Set(exempted.images.flatMap((i) => i.exempted))];
+    detail = { rule: exempted.rule, reason: "Exempted", enforcement: exempted.enforcement, message: clip(`within thresholds only thanks to exemptions: ${ids.join(", ")}`, 400) };
+  } else if (verdict.rules.length) {
+    posture = "clean";
+    detail = { rule: verdict.rules[0].rule, reason: "WithinThresholds", message: clip(verdict.rules[0].message, 400) };
+  }
+
+  // Quarantine needs an enforcing rule: one that objects, or (for a missing enforcer) one that selects the pod.
+  const enforcing = objecting.some((o) => o.enforcement === "enforce") || (missing && applicable.some((r) => r.spec.enforcement !== "audit"));
+  const fingerprint = detail ? createHash("sha256").update(JSON.stringify(detail)).digest("hex").slice(0, 16) : undefined;
+  const violating = posture === "violating" && enforcing;
+  // A person released the pod for exactly this violation: keep the record while it lasts.
+  const acceptedBefore = violating && annotations[RELEASED_ANNOTATION] === fingerprint;
+  const explicitRelease = releaseAsked && (quarantined || violating);
+  const released = violating && (acceptedBefore || explicitRelease) ? fingerprint : undefined;
+  const quarantine = violating && !released;
+  // Automatic release needs a posture that is fine again (clean or warn: an unscanned pod stays
+  // isolated, or deleting a report would release it) and every applicable rule allowing it.
+  const autoRelease = applicable.every((r) => r.spec.quarantine?.autoRelease !== false);
+  const basisGone = !violating && posture !== "unscanned" && autoRelease;
+  const keepQuarantine = quarantined && !quarantine && !explicitRelease && !basisGone;
+  return { posture, detail, quarantine, keepQuarantine, explicitRelease, released, nextExpiry };
+}
