@@ -88,9 +88,29 @@ for attempt in 1 2 3 4 5; do
 done
 
 step "A workload certificate: pod demo/orders-7f9c asks Tenet's CA, as its enforcer would"
-(cd "$root" && KUBECONFIG="$kubeconfig" npx tsx hack/request-cert.ts --namespace demo --pod orders-7f9c \
+(cd "$root" && KUBECONFIG="$kubeconfig" node --import tsx hack/request-cert.ts --namespace demo --pod orders-7f9c \
   --endpoint "https://127.0.0.1:$secure_port" --out "$TENET_STATE_DIR/orders.crt")
-(cd "$root" && npx tsx cli/tenet.ts inspect cert "$TENET_STATE_DIR/orders.crt")
+(cd "$root" && node --import tsx cli/tenet.ts inspect cert "$TENET_STATE_DIR/orders.crt")
+
+step "The enforcer: frontend calls orders through two real enforcers (mTLS both ways, APIPolicy demo/orders, audit)"
+(cd "$root" && KUBECONFIG="$kubeconfig" node --import tsx hack/demo-enforcer.ts --endpoint "https://127.0.0.1:$secure_port" --dir "$TENET_STATE_DIR")
+
+step "Rescan: new scan data says orders' image has a critical vulnerability (kubectl apply -f examples/new-scan/)"
+kubectl apply -f "$root/examples/new-scan/trivy-report-orders.yaml"
+for _ in $(seq 1 50); do
+  [[ "$(kubectl get pod orders-7f9c -n demo -o jsonpath='{.metadata.labels.tenet\.dev/quarantined}')" == "true" ]] && break
+  sleep 0.2
+done
+kubectl get pods -n demo -L tenet.dev/posture,tenet.dev/quarantined
+echo
+kubectl get networkpolicy tenet-quarantine -n demo -o custom-columns='NETWORKPOLICY:.metadata.name,SELECTS:.spec.podSelector.matchLabels,TYPES:.spec.policyTypes'
+echo
+echo "revocation list (serials of the certificates orders-7f9c was issued):"
+kubectl get configmap tenet-revocations -n tenet-system -o jsonpath='{.data.revocations\.json}'; echo
+echo
+echo "and the CA now refuses it:"
+(cd "$root" && KUBECONFIG="$kubeconfig" node --import tsx hack/request-cert.ts --namespace demo --pod orders-7f9c \
+  --endpoint "https://127.0.0.1:$secure_port" --out "$TENET_STATE_DIR/orders-again.crt" 2>&1 | fold -s -w 120) || true
 
 step "Events"
 kubectl get events -n demo --sort-by=.lastTimestamp -o custom-columns='TYPE:.type,REASON:.reason,OBJECT:.involvedObject.kind,NAME:.involvedObject.name,MESSAGE:.message'
@@ -106,6 +126,7 @@ Tenet is running. Try:
   kubectl get tenet -A                        # every Tenet object, with its Ready column
   kubectl explain apipolicy.spec.rules        # the API, documented
   kubectl edit apipolicy broken -n demo       # fix the rule and watch Ready flip
+  kubectl annotate pod orders-7f9c -n demo tenet.dev/release="reviewed"   # release the quarantined pod
   npm run tenet -- inspect cert $TENET_STATE_DIR/orders.crt
   curl --cacert <(kubectl get cm -n tenet-system tenet-trust-bundle -o jsonpath='{.data.ca\.crt}') https://127.0.0.1:$secure_port/v1/revocations
   tail -f $oplog

@@ -1,7 +1,7 @@
 // APIPolicy: checks what the schema cannot — that every rule names declared APIs and
 // scopes, that path patterns and inline JWKS are usable — and counts protected workloads.
 import type { APIPolicy } from "../../crds/types.gen.ts";
-import { policyDocument, specVersion } from "../../policy/authz.ts";
+import { jwksProblem, policyDocument, specVersion } from "../../policy/authz.ts";
 import { compileSelector } from "../../policy/selector.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import type { StatusPlan } from "./status-reconciler.ts";
@@ -114,15 +114,3 @@ export function planAPIPolicy(policy: APIPolicy, podsInNamespace: CachedPod[], p
   };
 }
 
-function jwksProblem(text: string): string | undefined {
-  let doc: any;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    return "is not valid JSON";
-  }
-  if (!doc || !Array.isArray(doc.keys) || doc.keys.length === 0) return 'has no "keys" array with at least one key';
-  const bad = doc.keys.findIndex((k: any) => !k || typeof k.kty !== "string");
-  if (bad >= 0) return `keys[${bad}] has no "kty"`;
-  return undefined;
-}

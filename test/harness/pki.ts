@@ -54,7 +54,12 @@ export function httpsRequest(url: string, opts: { method?: string; ca: string; h
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json });
       });
     });
-    req.on("error", reject);
+    // A server that refuses an oversized body answers and closes while we are still writing:
+    // the write then fails (EPIPE/ECONNRESET) though the answer is on its way. Give it a moment.
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EPIPE" || err.code === "ECONNRESET") setTimeout(() => reject(err), 2000);
+      else reject(err);
+    });
     req.end(opts.body);
   });
 }

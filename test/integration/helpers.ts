@@ -48,3 +48,14 @@ export async function eventsFor(kube: Kube, namespace: string, name: string) {
 export function pod(name: string, labels: Record<string, string>, serviceAccountName = "default", image = "ghcr.io/acme/app:1.0") {
   return { apiVersion: "v1", kind: "Pod", metadata: { name, labels }, spec: { serviceAccountName, containers: [{ name: "app", image }] } };
 }
+
+/** A projected service-account token bound to the pod (TokenRequest), as the kubelet mounts for the enforcer. */
+export async function podToken(kube: Kube, ns: string, sa: string, podName: string, audience = "tenet", expirationSeconds = 3600) {
+  const p = await kube.get(resourcePath(Resources.pods, ns, podName));
+  const tr = await kube.create(resourcePath(Resources.serviceAccounts, ns, sa, "token"), {
+    apiVersion: "authentication.k8s.io/v1",
+    kind: "TokenRequest",
+    spec: { audiences: [audience], expirationSeconds, boundObjectRef: { apiVersion: "v1", kind: "Pod", name: podName, uid: p.metadata.uid } },
+  });
+  return tr.status.token as string;
+}

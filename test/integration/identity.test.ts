@@ -9,20 +9,11 @@ import { cluster, newNamespace, operatorKubeconfig } from "../harness/controlpla
 import { waitFor } from "../harness/exec.ts";
 import { OperatorProcess } from "../harness/operator.ts";
 import { httpsRequest, makeCSR } from "../harness/pki.ts";
-import { createObject, eventsFor, getObject, pod, tenet } from "./helpers.ts";
+import { createObject, eventsFor, getObject, pod, podToken, tenet } from "./helpers.ts";
 
 const BUNDLE = resourcePath(Resources.configMaps, "tenet-system", "tenet-trust-bundle");
 const CA_SECRET = resourcePath(Resources.secrets, "tenet-system", "tenet-ca");
 
-async function podToken(kube: Kube, ns: string, sa: string, podName: string, audience = "tenet") {
-  const p = await kube.get(resourcePath(Resources.pods, ns, podName));
-  const tr = await kube.create(resourcePath(Resources.serviceAccounts, ns, sa, "token"), {
-    apiVersion: "authentication.k8s.io/v1",
-    kind: "TokenRequest",
-    spec: { audiences: [audience], expirationSeconds: 600, boundObjectRef: { apiVersion: "v1", kind: "Pod", name: podName, uid: p.metadata.uid } },
-  });
-  return tr.status.token as string;
-}
 
 async function bundle(kube: Kube): Promise<string> {
   return waitFor("the trust bundle ConfigMap", async () => (await kube.get(BUNDLE)).data?.["ca.crt"] as string);

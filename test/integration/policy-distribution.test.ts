@@ -11,19 +11,10 @@ import { cluster, newNamespace, operatorKubeconfig } from "../harness/controlpla
 import { waitFor } from "../harness/exec.ts";
 import { OperatorProcess } from "../harness/operator.ts";
 import { httpsRequest } from "../harness/pki.ts";
-import { createObject, getObject, patchSpec, pod, tenet } from "./helpers.ts";
+import { createObject, getObject, patchSpec, pod, podToken, tenet } from "./helpers.ts";
 
 const BUNDLE = resourcePath(Resources.configMaps, "tenet-system", "tenet-trust-bundle");
 
-async function podToken(kube: Kube, ns: string, sa: string, podName: string, audience = "tenet") {
-  const p = await kube.get(resourcePath(Resources.pods, ns, podName));
-  const tr = await kube.create(resourcePath(Resources.serviceAccounts, ns, sa, "token"), {
-    apiVersion: "authentication.k8s.io/v1",
-    kind: "TokenRequest",
-    spec: { audiences: [audience], expirationSeconds: 600, boundObjectRef: { apiVersion: "v1", kind: "Pod", name: podName, uid: p.metadata.uid } },
-  });
-  return tr.status.token as string;
-}
 
 const ordersSpec = (rules: unknown[] = [{ name: "frontend-reads", from: [{ namespaces: ["shop"] }], to: [{ api: "orders", scopes: ["read"] }] }]) => ({
   selector: { matchLabels: { app: "orders" } },
