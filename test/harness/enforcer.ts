@@ -12,7 +12,7 @@ import { createInterface } from "node:readline";
 import { createCA, issueLeaf, type CAKeyPair } from "../../operator/ca/x509.ts";
 import crypto from "node:crypto";
 import { repoRoot } from "./controlplane.ts";
-import { waitFor } from "./exec.ts";
+import { fetchMetrics, waitFor } from "./exec.ts";
 
 const live = new Set<EnforcerProcess>();
 
@@ -94,15 +94,8 @@ export class EnforcerProcess {
     return waitFor(what, () => this.logs.find(pred), timeoutMs);
   }
 
-  async metrics(): Promise<Map<string, number>> {
-    const res = await fetch(`http://127.0.0.1:${this.healthPort}/metrics`);
-    const out = new Map<string, number>();
-    for (const line of (await res.text()).split("\n")) {
-      if (!line || line.startsWith("#")) continue;
-      const i = line.lastIndexOf(" ");
-      out.set(line.slice(0, i), Number(line.slice(i + 1)));
-    }
-    return out;
+  metrics(): Promise<Map<string, number>> {
+    return fetchMetrics(this.healthPort);
   }
 
   async kill(signal: NodeJS.Signals = "SIGTERM") {

@@ -28,3 +28,15 @@ export async function waitFor<T>(what: string, check: () => Promise<T> | T, time
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** Fetches a Prometheus /metrics page and parses it into "name{labels}" → value. */
+export async function fetchMetrics(port: number): Promise<Map<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  const out = new Map<string, number>();
+  for (const line of (await res.text()).split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}

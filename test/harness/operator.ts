@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { repoRoot } from "./controlplane.ts";
-import { waitFor } from "./exec.ts";
+import { fetchMetrics, waitFor } from "./exec.ts";
 
 const live = new Set<OperatorProcess>();
 
@@ -89,15 +89,8 @@ export class OperatorProcess {
   }
 
   /** Parses /metrics into "name{labels}" → value. */
-  async metrics(): Promise<Map<string, number>> {
-    const res = await fetch(`http://127.0.0.1:${this.healthPort}/metrics`);
-    const out = new Map<string, number>();
-    for (const line of (await res.text()).split("\n")) {
-      if (!line || line.startsWith("#")) continue;
-      const i = line.lastIndexOf(" ");
-      out.set(line.slice(0, i), Number(line.slice(i + 1)));
-    }
-    return out;
+  metrics(): Promise<Map<string, number>> {
+    return fetchMetrics(this.healthPort);
   }
 
   /** Sum of a metric over all label sets that contain `labels` (e.g. `controller="apipolicy"`). */

@@ -6,39 +6,12 @@ import { cluster, newNamespace, operatorKubeconfig, repoRoot } from "../harness/
 import { waitFor } from "../harness/exec.ts";
 import { OperatorProcess } from "../harness/operator.ts";
 import { httpsRequest } from "../harness/pki.ts";
-import { createObject, eventsFor, pod, tenet } from "./helpers.ts";
+import { createObject, eventsFor, pod, tenet, vulnerabilityReport } from "./helpers.ts";
 
 const VR = { group: "aquasecurity.github.io", version: "v1alpha1", plural: "vulnerabilityreports" };
 const DIGEST = "sha256:" + "b".repeat(64);
 
 /** A VulnerabilityReport as Trivy Operator writes it (all fields its CRD requires). */
-function vulnerabilityReport(name: string, repository: string, tag: string, vulns: { id: string; severity: string; fixed?: string }[]) {
-  const count = (s: string) => vulns.filter((v) => v.severity === s).length;
-  return {
-    apiVersion: "aquasecurity.github.io/v1alpha1",
-    kind: "VulnerabilityReport",
-    metadata: { name, labels: { "trivy-operator.resource.kind": "ReplicaSet", "trivy-operator.container.name": "app" } },
-    report: {
-      artifact: { repository, tag },
-      registry: { server: "ghcr.io" },
-      os: { family: "debian", name: "12.5" },
-      scanner: { name: "Trivy", vendor: "Aqua Security", version: "0.50.0" },
-      summary: { criticalCount: count("CRITICAL"), highCount: count("HIGH"), mediumCount: count("MEDIUM"), lowCount: count("LOW"), unknownCount: count("UNKNOWN") },
-      updateTimestamp: new Date().toISOString(),
-      vulnerabilities: vulns.map((v) => ({
-        vulnerabilityID: v.id,
-        severity: v.severity,
-        resource: "libexample",
-        installedVersion: "1.0",
-        fixedVersion: v.fixed ?? "1.1",
-        title: `${v.id} in libexample`,
-        publishedDate: "2025-01-01T00:00:00Z",
-        lastModifiedDate: "2025-01-02T00:00:00Z",
-      })),
-    },
-  };
-}
-
 function deployment(name: string, image: string, extra: Record<string, unknown> = {}) {
   return {
     apiVersion: "apps/v1",

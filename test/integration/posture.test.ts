@@ -4,39 +4,12 @@ import { cluster, newNamespace, operatorKubeconfig, removeWebhookConfigurations 
 import { waitFor } from "../harness/exec.ts";
 import { OperatorProcess } from "../harness/operator.ts";
 import { httpsRequest, makeCSR } from "../harness/pki.ts";
-import { createObject, eventsFor, getObject, patchSpec, pod, tenet } from "./helpers.ts";
+import { createObject, eventsFor, getObject, patchSpec, pod, tenet, vulnerabilityReport } from "./helpers.ts";
 
 const VR = { group: "aquasecurity.github.io", version: "v1alpha1", plural: "vulnerabilityreports" };
 const NP = { group: "networking.k8s.io", version: "v1", plural: "networkpolicies" };
 const REVOCATIONS = resourcePath(Resources.configMaps, "tenet-system", "tenet-revocations");
 
-/** A VulnerabilityReport as Trivy Operator writes it, for ghcr.io/<repository>:<tag>. */
-function report(name: string, repository: string, tag: string, vulns: { id: string; severity: string }[]) {
-  const count = (s: string) => vulns.filter((v) => v.severity === s).length;
-  return {
-    apiVersion: "aquasecurity.github.io/v1alpha1",
-    kind: "VulnerabilityReport",
-    metadata: { name, labels: { "trivy-operator.resource.kind": "ReplicaSet", "trivy-operator.container.name": "app" } },
-    report: {
-      artifact: { repository, tag },
-      registry: { server: "ghcr.io" },
-      os: { family: "debian", name: "12.5" },
-      scanner: { name: "Trivy", vendor: "Aqua Security", version: "0.50.0" },
-      summary: { criticalCount: count("CRITICAL"), highCount: count("HIGH"), mediumCount: count("MEDIUM"), lowCount: count("LOW"), unknownCount: count("UNKNOWN") },
-      updateTimestamp: new Date().toISOString(),
-      vulnerabilities: vulns.map((v) => ({
-        vulnerabilityID: v.id,
-        severity: v.severity,
-        resource: "libexample",
-        installedVersion: "1.0",
-        fixedVersion: "1.1",
-        title: `${v.id} in libexample`,
-        publishedDate: "2025-01-01T00:00:00Z",
-        lastModifiedDate: "2025-01-02T00:00:00Z",
-      })),
-    },
-  };
-}
 const CRITICAL = [{ id: "CVE-2024-3094", severity: "CRITICAL" }];
 
 async function podToken(kube: Kube, ns: string, sa: string, podName: string) {
@@ -67,8 +40,8 @@ describe("posture: rescans, labels, quarantine, revocation and release (real API
   const putReport = async (name: string, repository: string, tag: string, vulns: { id: string; severity: string }[]) => {
     const path = resourcePath(VR, ns, name);
     const existing = await kube.get(path).catch(() => undefined);
-    if (existing) await kube.replace(path, { ...report(name, repository, tag, vulns), metadata: { ...existing.metadata } });
-    else await kube.create(resourcePath(VR, ns), report(name, repository, tag, vulns));
+    if (existing) await kube.replace(path, { ...vulnerabilityReport(name, repository, tag, vulns), metadata: { ...existing.metadata } });
+    else await kube.create(resourcePath(VR, ns), vulnerabilityReport(name, repository, tag, vulns));
   };
   async function startOperator(name: string, env: Record<string, string> = {}) {
     const p = await OperatorProcess.start({
