@@ -1,12 +1,37 @@
 # Shared helpers for hack/ scripts. Source it; do not run it.
-TENET_K8S_VERSION=$(awk '/^require k8s.io\/kubernetes/{print $3}' "$(dirname "${BASH_SOURCE[0]}")/controlplane/apiserver/go.mod")
-TENET_ETCD_VERSION=$(awk '/^require go.etcd.io\/etcd\/server\/v3/{print $3}' "$(dirname "${BASH_SOURCE[0]}")/controlplane/etcd/go.mod")
+hack_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TENET_K8S_VERSION=$(awk '/^require k8s.io\/kubernetes/{print $3}' "$hack_dir/modules/k8s/go.mod")
+TENET_ETCD_VERSION=$(awk '/^require go.etcd.io\/etcd\/server\/v3/{print $3}' "$hack_dir/modules/etcd/go.mod")
+TENET_CACHE=${TENET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tenet}
 
 log() { printf '[tenet] %s\n' "$*" >&2; }
 die() { printf '[tenet] error: %s\n' "$*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is required but not on PATH"; }
 
-# Binaries are cached per version so switching versions never mixes builds.
-tenet_bin_dir() {
-  echo "${TENET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tenet}/bin/k8s-${TENET_K8S_VERSION}-etcd-${TENET_ETCD_VERSION}"
+# Binaries are cached per version outside the repo, shared by the control-plane tier and the
+# real node (hack/node.sh), so switching versions never mixes builds.
+tenet_bin_dir() { echo "$TENET_CACHE/bin/k8s-$TENET_K8S_VERSION"; }
+tenet_etcd_dir() { echo "$TENET_CACHE/bin/etcd-$TENET_ETCD_VERSION"; }
+
+# go_build MODULE PACKAGE OUT [LDFLAGS]: build PACKAGE of the wrapper module hack/modules/MODULE
+# into OUT (skipped when OUT exists); the log goes beside the binaries.
+go_build() {
+  local dir=$1 pkg=$2 out=$3 ldflags=${4:-}
+  [[ -x "$out" ]] && return 0
+  need go
+  mkdir -p "$(dirname "$out")"
+  log "building $(basename "$out") ($pkg): cold builds take minutes on 2 cores"
+  local s=$SECONDS buildlog=$TENET_CACHE/build-$(basename "$out").log
+  if ! (cd "$hack_dir/modules/$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath ${GOTAGS:+-tags "$GOTAGS"} -ldflags="-s -w $ldflags" -o "$out.tmp" "$pkg") > "$buildlog" 2>&1; then
+    tail -n 30 "$buildlog" >&2
+    die "building $(basename "$out") failed; see $buildlog"
+  fi
+  mv "$out.tmp" "$out"
+  log "built $(basename "$out") in $((SECONDS - s))s"
+}
+
+# The version stamp kube binaries print (`kubectl version`), as upstream's build sets it.
+k8s_ldflags() {
+  local minor=${TENET_K8S_VERSION#v1.}
+  echo "-X k8s.io/component-base/version.gitVersion=$TENET_K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor%%.*}"
 }

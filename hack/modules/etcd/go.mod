@@ -1,5 +1,5 @@
 // Wrapper module: builds etcd v3.6.7 from the Go module proxy.
-module tenet.dev/hack/controlplane/etcd
+module tenet.dev/hack/modules/etcd
 
 go 1.24.0
 
