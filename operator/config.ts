@@ -1,6 +1,7 @@
 // Operator settings, from the environment (the Deployment sets them; defaults suit a cluster).
 import os from "node:os";
 import type { InjectionConfig } from "../webhook/inject.ts";
+import { DEFAULT_ENFORCER_IMAGE } from "./enforcer-image.ts";
 
 export interface OperatorConfig {
   namespace: string;
@@ -28,6 +29,8 @@ export interface OperatorConfig {
   /** Local runs: register webhooks by URL on this host (e.g. 127.0.0.1); unset = the Service. */
   webhookHost?: string;
   webhookTimeoutSeconds: number;
+  /** Tenet's ClusterRole: owner of the webhook configurations, so an uninstall removes them. */
+  clusterRoleName: string;
   injection: InjectionConfig;
   /** Posture rescans (operator/posture): cron schedule of the full safety-net rescan, workers, progress log interval. */
   rescanSchedule: string;
@@ -71,9 +74,11 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorCon
     maxCertTTLSeconds: int("TENET_MAX_CERT_TTL_SECONDS", 168 * 3600),
     webhookHost: env.TENET_WEBHOOK_HOST || undefined,
     webhookTimeoutSeconds: int("TENET_WEBHOOK_TIMEOUT_SECONDS", 5),
+    clusterRoleName: env.TENET_CLUSTER_ROLE ?? "tenet-operator",
     injection: {
-      image: env.TENET_ENFORCER_IMAGE ?? "tenet-operator:dev",
-      args: ["enforcer/main.ts"],
+      // Resolved at start-up (operator/enforcer-image.ts): it follows the operator's own image.
+      image: env.TENET_ENFORCER_IMAGE ?? DEFAULT_ENFORCER_IMAGE,
+      args: [],
       caEndpoint: env.TENET_CA_ENDPOINT ?? `https://tenet-operator.${env.TENET_NAMESPACE ?? env.POD_NAMESPACE ?? "tenet-system"}.svc:443`,
       inboundPort: int("TENET_ENFORCER_INBOUND_PORT", 15443),
       outboundPort: int("TENET_ENFORCER_OUTBOUND_PORT", 15001),

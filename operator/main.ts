@@ -2,6 +2,7 @@
 import { Kube } from "../common/kube.ts";
 import { createLogger } from "../common/logger.ts";
 import { configFromEnv } from "./config.ts";
+import { resolveEnforcerImage } from "./enforcer-image.ts";
 import { startOperator } from "./manager.ts";
 
 const log = createLogger("tenet-operator");
@@ -9,7 +10,9 @@ const log = createLogger("tenet-operator");
 async function main() {
   const cfg = configFromEnv();
   const kube = Kube.fromEnv();
-  log.info({ identity: cfg.identity, namespace: cfg.namespace, apiServer: kube.serverURL, trustDomain: cfg.trustDomain }, "starting Tenet operator");
+  const enforcer = await resolveEnforcerImage(kube);
+  cfg.injection.image = enforcer.image;
+  log.info({ identity: cfg.identity, namespace: cfg.namespace, apiServer: kube.serverURL, trustDomain: cfg.trustDomain, enforcerImage: enforcer.image, enforcerImageFrom: enforcer.source }, "starting Tenet operator");
   const operator = await startOperator(kube, cfg, log, () => {
     // Another replica may already be acting as leader: stop at once rather than race it.
     log.error("exiting after losing leadership; the Deployment restarts this replica");

@@ -38,8 +38,8 @@ export const EXEMPT_NAMESPACES: ReadonlySet<string> = new Set(["kube-system", "t
 const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
 
 export interface InjectionConfig {
-  image: string; // enforcer image, e.g. "tenet-operator:dev"
-  args: string[]; // e.g. ["enforcer/main.ts"]
+  image: string; // enforcer image, e.g. "tenet.local/tenet-enforcer:dev"
+  args: string[]; // extra arguments for the image's entrypoint; usually none
   caEndpoint: string; // e.g. "https://tenet-operator.tenet-system.svc:443"
   inboundPort: number; // 15443 (mTLS from peers)
   outboundPort: number; // 15001 (plain HTTP proxy for the app, on localhost)
@@ -205,7 +205,7 @@ function enforcerContainer(cfg: InjectionConfig, appPort: number): any {
   return {
     name: ENFORCER_CONTAINER,
     image: cfg.image,
-    args: [...cfg.args],
+    ...(cfg.args.length ? { args: [...cfg.args] } : {}),
     // Native sidecar: runs alongside the app, started first, stopped after the app exits.
     restartPolicy: "Always",
     env: [
@@ -221,9 +221,6 @@ function enforcerContainer(cfg: InjectionConfig, appPort: number): any {
       { name: "TENET_OUTBOUND_PORT", value: String(cfg.outboundPort) },
       { name: "TENET_HEALTH_PORT", value: String(cfg.healthPort) },
       { name: "TENET_APP_PORT", value: String(appPort) },
-      // The image runs TypeScript through tsx, whose disk cache would write below /tmp: the
-      // root filesystem is read-only, and without this the enforcer fails to start (EACCES).
-      { name: "TSX_DISABLE_CACHE", value: "1" },
     ],
     // The outbound proxy listens on localhost only, so it is not declared as a port.
     ports: [

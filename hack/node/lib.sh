@@ -49,7 +49,7 @@ logs=$NODE_DIR/logs
 pki=$NODE_DIR/pki
 CONTAINERD_SOCK=$run/containerd.sock
 
-log() { printf '[node %s] %s\n' "$(date +%T)" "$*" >&2; }
+log() { printf '[node %s +%ss] %s\n' "$(date +%T)" "$SECONDS" "$*" >&2; }
 
 # Run a command inside the node's network and mount namespaces.
 in_node() { nsenter --mount="$MNTNS" --net="/run/netns/$NETNS" --wd="$PWD" -- "$@"; }

@@ -10,6 +10,7 @@
 # /run/netns/$NETNS, $NSDIR, cgroups under $CGROUP_ROOT, and a loopback port on the host
 # forwarded to the API server.
 #
+# Run through hack/node.sh (up, build, down, status, exec, install, ...).
 #   up.sh            build what is missing (cached), start what is not running, wait until
 #                    the node is Ready and cluster DNS answers; prints the host kubeconfig path
 #   up.sh build      only build binaries and images
@@ -43,35 +44,20 @@ ensure_packages() {
 }
 
 # ---------------------------------------------------------------- builds (cached by version)
-gobuild() { # gobuild MODULE_DIR PACKAGE OUT [LDFLAGS]
-  local dir=$1 pkg=$2 out=$3 ldflags=${4:-}
-  [[ -x "$out" ]] && return 0
-  mkdir -p "$(dirname "$out")"
-  log "building $(basename "$out") ($pkg)"
-  local s=$SECONDS buildlog=$CACHE/build-$(basename "$out").log
-  if ! (cd "$modules_dir/$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath ${GOTAGS:+-tags "$GOTAGS"} -ldflags="-s -w $ldflags" -o "$out.tmp" "$pkg") > "$buildlog" 2>&1; then
-    tail -n 30 "$buildlog" >&2
-    die "building $(basename "$out") failed; see $buildlog"
-  fi
-  mv "$out.tmp" "$out"
-  log "built $(basename "$out") in $((SECONDS - s))s"
-}
-
 build_all() {
-  local kv="-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${K8S_VERSION#v1.}"
-  kv=${kv%.*}
   local c
   for c in kube-apiserver kubectl kubelet kube-proxy kube-controller-manager kube-scheduler; do
-    gobuild k8s "k8s.io/kubernetes/cmd/$c" "$bin_k8s/$c" "$kv"
+    go_build k8s "k8s.io/kubernetes/cmd/$c" "$bin_k8s/$c" "$(k8s_ldflags)"
   done
-  gobuild etcd go.etcd.io/etcd/server/v3 "$bin_etcd/etcd"
-  gobuild coredns github.com/coredns/coredns "$bin_coredns/coredns"
-  gobuild kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "$bin_kube_router/kube-router" \
+  go_build etcd go.etcd.io/etcd/server/v3 "$bin_etcd/etcd"
+  ln -sfn "$bin_etcd/etcd" "$bin_k8s/etcd"
+  go_build coredns github.com/coredns/coredns "$bin_coredns/coredns"
+  go_build kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "$bin_kube_router/kube-router" \
     "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
-  gobuild pause . "$bin_pause/pause"
+  go_build pause . "$bin_pause/pause"
   if [[ ${TENET_CONTAINERD:-1} == 2 ]]; then
     for c in containerd containerd-shim-runc-v2 ctr; do
-      GOTAGS=no_btrfs gobuild containerd2 "github.com/containerd/containerd/v2/cmd/$c" "$containerd_bin/$c" \
+      GOTAGS=no_btrfs go_build containerd2 "github.com/containerd/containerd/v2/cmd/$c" "$containerd_bin/$c" \
         "-X github.com/containerd/containerd/v2/version.Version=$CONTAINERD2_VERSION"
     done
   fi
@@ -473,6 +459,7 @@ start_host_forward() {
 
 # ---------------------------------------------------------------- main
 ensure_packages
+use_node
 build_all
 [[ ${1:-} == build ]] && { log "build done in $((SECONDS - t0))s"; exit 0; }
 t1=$SECONDS
@@ -497,7 +484,8 @@ start_kube_router
 apply_addons
 wait_for "" 120 dns_ready
 start_host_forward
+bash "$here/tenet.sh" images
 log "node ready in $((SECONDS - t1))s (total $((SECONDS - t0))s)."
-log "inside the node's network namespace: $here/in-node.sh kubectl get pods -A"
+log "inside the node's network namespace: hack/node.sh exec kubectl get pods -A"
 [[ -f "$NODE_DIR/host.kubeconfig" ]] && log "from the host: KUBECONFIG=$NODE_DIR/host.kubeconfig (via 127.0.0.1:$(cat "$run/host-port"))"
 if [[ -f "$NODE_DIR/host.kubeconfig" ]]; then echo "$NODE_DIR/host.kubeconfig"; else echo "$NODE_DIR/kubeconfig"; fi

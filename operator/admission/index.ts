@@ -3,7 +3,7 @@
 // the leader's controller that keeps the webhook configurations (and their caBundle) current.
 import type { FastifyInstance } from "fastify";
 import type { Kube } from "../../common/kube.ts";
-import { resourcePath, Resources } from "../../common/kube.ts";
+import { isNotFound, resourcePath, Resources } from "../../common/kube.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { RuntimeRule } from "../../crds/types.gen.ts";
 import { repositoryOf } from "../../policy/images.ts";
@@ -134,6 +134,17 @@ export function createAdmission(ctx: {
         },
         cfg.namespace,
       );
+      // Owned by Tenet's ClusterRole, so that uninstalling Tenet (kubectl delete -k manifests/)
+      // garbage-collects them: left behind with failurePolicy Fail they would refuse every pod
+      // write in the cluster. The ClusterRole's deletion also takes away the rights to recreate them.
+      const owner = await kube
+        .request("GET", `/apis/rbac.authorization.k8s.io/v1/clusterroles/${encodeURIComponent(cfg.clusterRoleName)}`)
+        .catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)));
+      const ownerReferences = owner?.metadata?.uid
+        ? [{ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", name: cfg.clusterRoleName, uid: owner.metadata.uid }]
+        : undefined;
+      if (!ownerReferences) rlog.warn({ clusterRole: cfg.clusterRoleName }, "Tenet's ClusterRole was not found: the webhook configurations have no owner and must be deleted by hand after an uninstall");
+      for (const c of [mutating, validating]) (c.metadata as any).ownerReferences = ownerReferences;
       const group = { group: "admissionregistration.k8s.io", version: "v1" };
       await kube.apply(resourcePath({ ...group, plural: "mutatingwebhookconfigurations" }, undefined, WEBHOOK_CONFIG_NAME), mutating, "tenet-operator");
       await kube.apply(resourcePath({ ...group, plural: "validatingwebhookconfigurations" }, undefined, WEBHOOK_CONFIG_NAME), validating, "tenet-operator");

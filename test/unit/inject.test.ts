@@ -19,8 +19,8 @@ const KUBE_RS_SAMPLE = path.resolve(import.meta.dirname, "../../../shared/sample
 const UPDATE = process.env.UPDATE_GOLDEN === "1";
 
 const cfg: InjectionConfig = {
-  image: "tenet-operator:dev",
-  args: ["enforcer/main.ts"],
+  image: "tenet.local/tenet-enforcer:dev",
+  args: [],
   caEndpoint: "https://tenet-operator.tenet-system.svc:443",
   inboundPort: 15443,
   outboundPort: 15001,
@@ -188,8 +188,8 @@ describe("enforcer injection", () => {
       const first = out().spec.initContainers[0];
       assert.equal(first.name, ENFORCER_CONTAINER);
       assert.equal(first.restartPolicy, "Always");
-      assert.equal(first.image, "tenet-operator:dev");
-      assert.deepEqual(first.args, ["enforcer/main.ts"]);
+      assert.equal(first.image, "tenet.local/tenet-enforcer:dev");
+      assert.equal(first.args, undefined, "the image's entrypoint runs the enforcer");
     });
 
     it("gets its pod identity, CA endpoint, token, bundle and ports through the environment", () => {
@@ -206,7 +206,6 @@ describe("enforcer injection", () => {
         TENET_OUTBOUND_PORT: "15001",
         TENET_HEALTH_PORT: "15021",
         TENET_APP_PORT: "8080",
-        TSX_DISABLE_CACHE: "1",
       });
     });
 
