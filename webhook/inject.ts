@@ -20,6 +20,11 @@ export const ENFORCER_LABEL_VALUE = "injected";
 /** Optional pod annotation: the port the app listens on (the enforcer forwards to it). */
 export const APP_PORT_ANNOTATION = "tenet.dev/app-port";
 export const DEFAULT_APP_PORT = 8080;
+/** Optional pod annotation: the outbound peers, passed to the enforcer as TENET_PEERS (a JSON
+ * object {"host[:port]": "spiffe://..." | {"spiffeID", "address"}}; see docs/enforcer.md). The
+ * pod's owner only states what its own outbound calls must meet; it grants nothing. */
+export const PEERS_ANNOTATION = "tenet.dev/peers";
+const MAX_PEERS_BYTES = 16 * 1024;
 
 export const TOKEN_VOLUME = "tenet-token";
 export const BUNDLE_VOLUME = "tenet-trust-bundle";
@@ -110,7 +115,7 @@ export function injectPod(pod: any, cfg: InjectionConfig): any {
 
   // The sidecar goes first: init containers start in order, and each waits for the previous.
   const others = (spec.initContainers ?? []).filter((c: any) => c?.name !== ENFORCER_CONTAINER);
-  spec.initContainers = [enforcerContainer(cfg, appPort), ...others];
+  spec.initContainers = [enforcerContainer(cfg, appPort, peersOf(out)), ...others];
 
   // Our volumes replace themselves in place on re-injection and are appended otherwise.
   spec.volumes = Array.isArray(spec.volumes) ? [...spec.volumes] : [];
@@ -198,7 +203,21 @@ function checkConflicts(pod: any, injected: boolean, appPort: number, cfg: Injec
 
 }
 
-function enforcerContainer(cfg: InjectionConfig, appPort: number): any {
+function peersOf(pod: any): string | undefined {
+  const raw = pod?.metadata?.annotations?.[PEERS_ANNOTATION];
+  if (raw === undefined) return undefined;
+  if (typeof raw !== "string" || raw.length > MAX_PEERS_BYTES) throw new InjectionError(`the annotation ${PEERS_ANNOTATION} must be a JSON object of at most ${MAX_PEERS_BYTES} bytes`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (err) {
+    throw new InjectionError(`the annotation ${PEERS_ANNOTATION} is not valid JSON (${(err as Error).message}); write {"host[:port]": "spiffe://<trust-domain>/ns/<ns>/sa/<sa>"}`);
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new InjectionError(`the annotation ${PEERS_ANNOTATION} must be a JSON object {"host[:port]": "spiffe://..."}`);
+  return raw;
+}
+
+function enforcerContainer(cfg: InjectionConfig, appPort: number, peers: string | undefined): any {
   const ready = { httpGet: { path: "/ready", port: cfg.healthPort } };
   const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
   const caEndpoint = cfg.caEndpoint.replace(/\/+$/, "");
@@ -221,6 +240,7 @@ function enforcerContainer(cfg: InjectionConfig, appPort: number): any {
       { name: "TENET_OUTBOUND_PORT", value: String(cfg.outboundPort) },
       { name: "TENET_HEALTH_PORT", value: String(cfg.healthPort) },
       { name: "TENET_APP_PORT", value: String(appPort) },
+      ...(peers !== undefined ? [{ name: "TENET_PEERS", value: peers }] : []),
     ],
     // The outbound proxy listens on localhost only, so it is not declared as a port.
     ports: [

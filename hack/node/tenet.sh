@@ -39,15 +39,14 @@ case "${1:-}" in
     ;;
   install)
     t=$SECONDS
-    restart=0
-    import_tenet_images && restart=1
+    import_tenet_images || true
     log "installing Tenet: kubectl apply -k manifests/overlays/local"
     kubectl_node apply -k "$overlay" >/dev/null
     kubectl_node wait --for=condition=Established --timeout=60s crd/serviceidentities.tenet.dev crd/apipolicies.tenet.dev crd/runtimerules.tenet.dev >/dev/null
-    if ((restart)) && [[ -n "$(kubectl_node -n tenet-system get pods -l app.kubernetes.io/name=tenet-operator -o name 2>/dev/null)" ]]; then
-      log "the operator image changed: restarting the Deployment"
-      kubectl_node -n tenet-system rollout restart deployment/tenet-operator >/dev/null
-    fi
+    # The tag stays "dev" across builds: the build's digest in the pod template rolls the
+    # operator out whenever the image changed (and only then).
+    kubectl_node -n tenet-system patch deployment tenet-operator --type merge \
+      -p "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"tenet.dev/image-build\":\"$(cat "$images_dir/tenet.inputs")\"}}}}}" >/dev/null
     kubectl_node -n tenet-system rollout status deployment/tenet-operator --timeout=180s >/dev/null ||
       { kubectl_node -n tenet-system get pods -o wide; kubectl_node -n tenet-system logs -l app.kubernetes.io/name=tenet-operator --tail=30 --prefix || true; die "the operator did not become ready"; }
     # Both replicas serve admission; the leader also writes the webhook configurations.

@@ -8,6 +8,7 @@ import {
   ENFORCER_CONTAINER,
   InjectionError,
   injectPod,
+  PEERS_ANNOTATION,
   shouldInject,
   type InjectDecision,
   type InjectionConfig,
@@ -256,6 +257,32 @@ describe("enforcer injection", () => {
       assert.deepEqual(pod.metadata.annotations, { "kubectl.kubernetes.io/restartedAt": "2026-01-10T08:00:00Z", "tenet.dev/injected": "0.1.0" });
       assert.deepEqual(pod.metadata.labels, { "app.kubernetes.io/name": "orders", "pod-template-hash": "7d9c6b5f4", "tenet.dev/enforcer": "injected" });
     });
+  });
+
+  describe("outbound peers (annotation tenet.dev/peers)", () => {
+    const withPeers = (value: unknown) => {
+      const pod = goldenPod("deployment-pod");
+      pod.metadata.annotations = { ...pod.metadata.annotations, [PEERS_ANNOTATION]: value };
+      return pod;
+    };
+    const peersEnv = (pod: any) => pod.spec.initContainers[0].env.find((e: any) => e.name === "TENET_PEERS")?.value;
+
+    it("passes the annotation to the enforcer as TENET_PEERS", () => {
+      const peers = JSON.stringify({ "orders.demo.svc": "spiffe://cluster.local/ns/demo/sa/orders" });
+      assert.equal(peersEnv(injectPod(withPeers(peers), cfg)), peers);
+    });
+    it("sets no TENET_PEERS without the annotation", () => {
+      assert.equal(peersEnv(injectPod(goldenPod("deployment-pod"), cfg)), undefined);
+    });
+    for (const [what, value] of [
+      ["not JSON", "{orders"],
+      ["a JSON array", "[]"],
+      ["oversized", JSON.stringify({ x: "y".repeat(20_000) })],
+    ] as const) {
+      it(`refuses an annotation that is ${what}, naming the annotation`, () => {
+        assert.throws(() => injectPod(withPeers(value), cfg), (e: Error) => e instanceof InjectionError && e.message.includes(PEERS_ANNOTATION));
+      });
+    }
   });
 
   describe("conflicts", () => {
