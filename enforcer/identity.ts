@@ -87,6 +87,13 @@ export class IdentityManager {
     if (this.timer) clearTimeout(this.timer);
   }
 
+  /** Replace the certificate now (e.g. it was revoked); failures back off as for renewals. */
+  renewNow() {
+    if (this.stopped || !this.current) return;
+    if (this.timer) clearTimeout(this.timer);
+    void this.renew(1);
+  }
+
   private schedule(c: Credentials, attempt = 0) {
     if (this.stopped) return;
     const delay = attempt === 0 ? renewDelayMs(c.renewAfter, c.notAfter, Date.now()) : backoffMs(attempt - 1);

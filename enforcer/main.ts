@@ -93,6 +93,18 @@ identity?.onChange((c) => {
   retls("certificate renewed");
 });
 trust.onBundleChange(() => retls("trust bundle changed"));
+// A pooled upstream connection was verified at its handshake: once a serial is revoked, new
+// pools re-verify every destination (inbound checks the caller on every request already).
+trust.onRevocationsChange(() => {
+  outbound.setTLS(tlsNow());
+  log.info({ revoked: trust.revokedCount }, "revocation list changed: outbound connections re-verify their peers");
+  // Our own certificate revoked (quarantine): ask for a new one, which the CA refuses until
+  // the pod is released; peers refuse the revoked one meanwhile.
+  if (identity && creds && trust.isRevoked(creds.serial)) {
+    log.warn({ serial: creds.serial }, "this pod's certificate is revoked; requesting a new one");
+    identity.renewNow();
+  }
+});
 
 const inboundPort = await listen(inbound, cfg.inboundPort, cfg.listenHost);
 const outboundPort = await listen(outbound.server, cfg.outboundPort, cfg.outboundHost);

@@ -16,6 +16,7 @@ export class TrustStore {
   private revoked = new Set<string>();
   private revocationsEtag?: string;
   private listeners: (() => void)[] = [];
+  private revocationListeners: (() => void)[] = [];
 
   constructor(
     private readonly opts: { bundleFile?: string; bundleURL?: string; revocationsURL?: string; revocationsFile?: string },
@@ -39,6 +40,11 @@ export class TrustStore {
 
   onBundleChange(fn: () => void) {
     this.listeners.push(fn);
+  }
+
+  /** Called when serials were added to or removed from the revocation list. */
+  onRevocationsChange(fn: () => void) {
+    this.revocationListeners.push(fn);
   }
 
   async refresh(): Promise<void> {
@@ -81,10 +87,12 @@ export class TrustStore {
       this.revocationsEtag = res.etag;
     }
     const serials = parseRevocations(text);
-    if (serials.size !== this.revoked.size || [...serials].some((s) => !this.revoked.has(s))) {
-      this.log.info({ revoked: serials.size }, "revocation list updated");
-    }
+    const changed = serials.size !== this.revoked.size || [...serials].some((s) => !this.revoked.has(s));
     this.revoked = serials;
+    if (changed) {
+      this.log.info({ revoked: serials.size }, "revocation list updated");
+      for (const fn of this.revocationListeners) fn();
+    }
   }
 
   private merge() {

@@ -27,7 +27,8 @@ import_tenet_images() {
   fi
   # The examples' workloads run the demo server (node-tools) under their own image names.
   local ref
-  for ref in ghcr.io/acme/orders:1.4.2 ghcr.io/acme/frontend:2.0.1 ghcr.io/acme/billing:3.1.0; do
+  # The e2e tier's workloads use images of their own, so its scan data never touches the demo's.
+  for ref in ghcr.io/acme/orders:1.4.2 ghcr.io/acme/frontend:2.0.1 ghcr.io/acme/e2e-app:1.0 ghcr.io/acme/e2e-victim:1.0; do
     ctr_node images tag --force tenet.local/node-tools:v1 "$ref" >/dev/null
   done
   return $((1 - changed))

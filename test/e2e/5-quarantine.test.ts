@@ -1,0 +1,77 @@
+// New scan data quarantines a running pod: from another pod its traffic is really cut
+// (NetworkPolicy, enforced by kube-router), its certificate is revoked so peers' enforcers
+// refuse it; release restores the traffic.
+import assert from "node:assert/strict";
+import { waitFor } from "../harness/exec.ts";
+import { apply, call, deployDemo, exec, kube, kubectl, namespace } from "../harness/node.ts";
+
+const VICTIM = "ghcr.io/acme/e2e-victim:1.0";
+const report = (name: string, vulnerable = true) => `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ${name}, namespace: tenet-system, labels: {tenet.dev/trivy-report: "true"}}
+data:
+  victim.json: |
+    {"SchemaVersion": 2, "ArtifactName": "${VICTIM}", "ArtifactType": "container_image",
+     "Metadata": {"RepoTags": ["${VICTIM}"]},
+     "Results": [{"Target": "${VICTIM} (debian 12.5)", "Class": "os-pkgs", "Type": "debian",
+       "Vulnerabilities": ${vulnerable ? '[{"VulnerabilityID": "CVE-2024-6387", "PkgName": "openssh-client", "InstalledVersion": "1:9.2p1-2+deb12u2", "FixedVersion": "1:9.2p1-2+deb12u3", "Severity": "CRITICAL"}]' : "[]"}}]}
+`;
+
+describe("e2e: quarantine of a running pod", function () {
+  this.timeout(240_000);
+  let ns: Awaited<ReturnType<typeof namespace>>;
+  let pods: Awaited<ReturnType<typeof deployDemo>>;
+  const cm = `e2e-victim-${process.pid}`;
+  before(async () => {
+    ns = await namespace("e2e-q");
+    pods = await deployDemo(ns.name, { orders: VICTIM, frontend: "ghcr.io/acme/e2e-app:1.0" });
+  });
+  after(async () => {
+    await kubectl(["delete", "configmap", cm, "-n", "tenet-system", "--ignore-not-found"], { allowFail: true });
+    await ns?.remove();
+  });
+
+  const direct = () => exec(ns.name, pods.frontend.metadata.name, "frontend", ["node", "/app/fetch.js", `http://${pods.orders.status.podIP}:8080/healthz`, "2000"]);
+  const viaEnforcers = () => call(ns.name, pods.frontend.metadata.name, "GET", `http://orders.${ns.name}.svc/healthz`);
+  const victim = () => kube().get(`/api/v1/namespaces/${ns.name}/pods/${pods.orders.metadata.name}`);
+
+  it("cuts the quarantined pod's traffic from another pod and revokes its certificates", async () => {
+    assert.equal((await direct()).code, 0, "before: the frontend pod reaches orders' port");
+    await waitFor("a call through the enforcers", async () => (await viaEnforcers()).status === 200, 30_000, 1000);
+
+    await apply(report(cm));
+    const quarantined = await waitFor("the quarantine label", async () => {
+      const p = await victim();
+      return p.metadata.labels?.["tenet.dev/quarantined"] === "true" ? p : undefined;
+    }, 60_000, 500);
+    assert.equal(quarantined.metadata.labels["tenet.dev/posture"], "violating");
+    const np = await kube().get(`/apis/networking.k8s.io/v1/namespaces/${ns.name}/networkpolicies/tenet-quarantine`);
+    assert.deepEqual(np.spec.podSelector.matchLabels, { "tenet.dev/quarantined": "true" });
+
+    // Sent from a pod: node-local traffic bypasses NetworkPolicy.
+    const cut = await waitFor("traffic to the quarantined pod cut", async () => ((await direct()).code !== 0 ? true : undefined), 20_000, 500);
+    assert.ok(cut);
+    const serials = Object.keys(JSON.parse(quarantined.metadata.annotations["tenet.dev/certificates"] ?? "{}"));
+    assert.ok(serials.length > 0);
+    const revocations = await kube().get("/api/v1/namespaces/tenet-system/configmaps/tenet-revocations");
+    for (const s of serials) assert.ok(JSON.stringify(revocations.data).includes(s), `serial ${s} is in the revocation list`);
+    // The frontend's enforcer learned of the revocation (its gauge) and refuses the pod.
+    await waitFor("the peer enforcer to hold the revoked serials", async () => {
+      const m = await exec(ns.name, pods.frontend.metadata.name, "frontend", ["node", "/app/fetch.js", "http://127.0.0.1:15021/metrics", "2000"]);
+      const v = /^tenet_enforcer_revoked_serials (\d+)/m.exec(m.stdout);
+      return v && Number(v[1]) >= serials.length;
+    }, 60_000, 1000);
+    const refused = await viaEnforcers();
+    assert.notEqual(refused.status, 200, `through the enforcers: ${refused.out}`);
+  });
+
+  it("restores the traffic once the pod is released (a new scan finds it clean)", async () => {
+    await apply(report(cm, false));
+    await waitFor("the release", async () => (await victim()).metadata.labels?.["tenet.dev/quarantined"] === undefined, 60_000, 500);
+    await waitFor("traffic to the released pod", async () => (await direct()).code === 0, 30_000, 500);
+    // Its enforcer asked for a new certificate when the old one was revoked; the CA issues it
+    // once the pod is released, and peers accept the pod again.
+    await waitFor("a call through the enforcers again", async () => (await viaEnforcers()).status === 200, 120_000, 2000);
+  });
+});
