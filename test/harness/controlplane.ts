@@ -42,8 +42,8 @@ async function start(): Promise<TestCluster> {
   // The real install: CRDs, namespace, ServiceAccount, RBAC (operators in tests run as that
   // ServiceAccount, so missing RBAC fails a test), Deployment (never scheduled here).
   await kubectl(["apply", "-k", path.join(repoRoot, "manifests")]);
-  // Trivy Operator's VulnerabilityReport CRD, as users install it (read in place from shared samples).
-  await kubectl(["apply", "--server-side", "-f", path.join(repoRoot, "../shared/samples/trivy-operator/aquasecurity.github.io_vulnerabilityreports.yaml")]);
+  // The VulnerabilityReport CRD that Trivy Operator installs (our own faithful copy, test/fixtures/crds).
+  await kubectl(["apply", "--server-side", "-f", path.join(repoRoot, "test/fixtures/crds/aquasecurity.github.io_vulnerabilityreports.yaml")]);
   await kubectl(["wait", "--for=condition=Established", "--timeout=30s", ...CRD_NAMES.map((n) => `crd/${n}`)]);
   // Discovery of freshly established CRDs can lag a moment behind the condition.
   await waitFor("tenet.dev discovery", () => kube.get("/apis/tenet.dev/v1alpha1").then((r) => r.resources?.length >= 3));

@@ -238,7 +238,7 @@ describe("admission webhooks called by the real API server", function () {
     });
 
     it("reads Trivy JSON reports that an administrator supplies in a ConfigMap", async () => {
-      const sample = readFileSync(path.join(repoRoot, "../shared/samples/trivy-cli/alpine-39-high-critical.json.golden"), "utf8");
+      const sample = readFileSync(path.join(repoRoot, "test/fixtures/trivy-cli/billing-high-critical.json"), "utf8");
       const artifact = JSON.parse(sample).Metadata.RepoTags[0] as string; // the image the report is for
       await rule("pipeline", { selector: {}, vulnerabilities: { thresholds: { critical: 0, high: 0 }, unscannedImages: "allow" } });
       await kube.create(resourcePath(Resources.configMaps, "tenet-system"), {

@@ -16,7 +16,7 @@ import {
 import { applyPatch, jsonPatch, PatchError, type Operation } from "../../webhook/patch.ts";
 
 const GOLDEN_DIR = path.resolve(import.meta.dirname, "../golden/inject");
-const KUBE_RS_SAMPLE = path.resolve(import.meta.dirname, "../../../shared/samples/admission/kube-rs-admissionreview-v1-pod-create.json");
+const REVIEW_FIXTURE = path.resolve(import.meta.dirname, "../fixtures/admission/admissionreview-v1-pod-create.json");
 const UPDATE = process.env.UPDATE_GOLDEN === "1";
 
 const cfg: InjectionConfig = {
@@ -38,7 +38,7 @@ function fixture(file: string, pick: (raw: any) => any = (raw) => raw): any {
   return structuredClone(pick(parsed.get(file)));
 }
 const goldenPod = (name: string) => fixture(path.join(GOLDEN_DIR, `${name}.input.json`));
-const kubeRsPod = () => fixture(KUBE_RS_SAMPLE, (review) => review.request.object);
+const reviewPod = () => fixture(REVIEW_FIXTURE, (review) => review.request.object);
 
 function matchGolden(name: string, patch: Operation[]): void {
   const file = path.join(GOLDEN_DIR, `${name}.patch.json`);
@@ -125,9 +125,9 @@ const cases: GoldenCase[] = [
     check: (_input, out) => assert.equal(envOf(out).TENET_APP_PORT, "8080"),
   },
   {
-    name: "kube-rs-echo-pod",
-    title: "injects the pod of a captured AdmissionReview (kube-rs sample, GKE)",
-    load: kubeRsPod,
+    name: "admission-review-pod",
+    title: "injects the pod of a full AdmissionReview as an API server sends it (managedFields, last-applied annotation)",
+    load: reviewPod,
     check: (input, out) => {
       assert.deepEqual(out.spec.volumes[0], input.spec.volumes[0]);
       assert.equal(out.metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"], input.metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"]);

@@ -1,16 +1,13 @@
 import { strict as assert } from "node:assert";
-import { readFileSync } from "node:fs";
-import path from "node:path";
-import YAML from "yaml";
 import type { RuntimeRuleSpec } from "../../crds/types.gen.ts";
 import { evaluatePod, MAX_MESSAGE, MAX_WARNING, podSpecOf, type PodUnderReview } from "../../policy/admission.ts";
 import { parseImage } from "../../policy/images.ts";
 import { fromVulnerabilityReport, ScanIndex, type Vulnerability } from "../../policy/scans.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
+import { jsonFixture, yamlFixture } from "../harness/fixtures.ts";
 
-const SAMPLES = path.resolve(import.meta.dirname, "../../../shared/samples");
-const admissionSample = (name: string): any => JSON.parse(readFileSync(path.join(SAMPLES, "admission", name), "utf8"));
-const daemonSet = (): any => YAML.parse(readFileSync(path.join(SAMPLES, "pod-specs/falco-daemonset-2containers-2initcontainers.yaml"), "utf8"));
+const admissionSample = (name: string): any => jsonFixture(`admission/${name}`);
+const daemonSet = (): any => yamlFixture("pod-specs/node-sentinel-daemonset.yaml");
 const NOW = new Date("2025-06-01T12:00:00Z");
 
 const rule = (name: string, spec: Partial<RuntimeRuleSpec>, namespace = "demo"): RuleRef => ({ namespace, name, spec: { selector: {}, ...spec } });
@@ -28,7 +25,7 @@ function scans(): ScanIndex {
   const crit = (n: number): Vulnerability[] => Array.from({ length: n }, (_, i) => ({ id: `CVE-2024-000${i + 1}`, severity: "CRITICAL" as const, pkg: "openssl", installedVersion: "1.0", fixedVersion: "1.1" }));
   idx.upsert("vr/demo/orders", { image: parseImage("ghcr.io/acme/orders:1.0"), source: "VulnerabilityReport demo/replicaset-orders-app", vulnerabilities: crit(3) });
   idx.upsert("vr/demo/clean", { image: parseImage("ghcr.io/acme/clean:1.0"), source: "VulnerabilityReport demo/replicaset-clean", vulnerabilities: [] });
-  idx.upsert("vr/default/nginx", fromVulnerabilityReport(YAML.parse(readFileSync(path.join(SAMPLES, "trivy-operator/docs-example-1.yaml"), "utf8"))));
+  idx.upsert("vr/default/nginx", fromVulnerabilityReport(yamlFixture("trivy-operator/web-nginx-2-critical.yaml")));
   return idx;
 }
 
@@ -91,11 +88,11 @@ describe("admission decisions", () => {
   });
 
   it("refuses on a pod-security violation even when every image is clean", () => {
-    const spec = podSpecOf("Pod", admissionSample("kubewarden-privileged_init_container.json").object)!;
-    const v = evaluatePod({ namespace: "default", labels: spec.labels, podSpec: spec.podSpec, owner: "Pod default/nginx" }, [rule("no-privileged", { podSecurity: { allowPrivileged: false, requireRunAsNonRoot: false, allowPrivilegeEscalation: true } }, "default")], scans(), NOW);
+    const spec = podSpecOf("Pod", admissionSample("request-pod-privileged-init-container.json").object)!;
+    const v = evaluatePod({ namespace: "default", labels: spec.labels, podSpec: spec.podSpec, owner: "Pod default/web" }, [rule("no-privileged", { podSecurity: { allowPrivileged: false, requireRunAsNonRoot: false, allowPrivilegeEscalation: true } }, "default")], scans(), NOW);
     assert.equal(v.allowed, false);
     assert.deepEqual(v.rules[0].podSecurity.map((p) => p.field), ["spec.initContainers[0].securityContext.privileged"]);
-    assert.match(v.message, /^Pod default\/nginx refused by RuntimeRule default\/no-privileged: spec\.initContainers\[0\]\.securityContext\.privileged is true/);
+    assert.match(v.message, /^Pod default\/web refused by RuntimeRule default\/no-privileged: spec\.initContainers\[0\]\.securityContext\.privileged is true/);
   });
 
   it("an audit rule never denies: its violations become warnings", () => {
@@ -138,29 +135,29 @@ describe("admission decisions", () => {
 
   it("matches a Trivy Operator report for an image written as a bare Docker Hub name", () => {
     const v = evaluatePod(
-      { namespace: "default", labels: {}, podSpec: compliant([{ name: "web", image: "nginx:1.16" }]), owner: "Pod default/web" },
+      { namespace: "default", labels: {}, podSpec: compliant([{ name: "web", image: "nginx:1.25.3" }]), owner: "Pod default/web" },
       [rule("baseline", { vulnerabilities: { thresholds: { critical: 1 } } }, "default")],
       scans(),
       NOW,
     );
     assert.equal(v.allowed, false);
-    assert.match(v.message, /image nginx:1\.16 has 2 critical \(threshold 1\) vulnerabilities \(scan: VulnerabilityReport default\/replicaset-nginx-6d4cf56db6-nginx\)/);
+    assert.match(v.message, /image nginx:1\.25\.3 has 2 critical \(threshold 1\) vulnerabilities \(scan: VulnerabilityReport default\/replicaset-web-7f9c6d5b8-nginx\)/);
   });
 
-  it("keeps the falco DaemonSet's many violations within the message limit and says how many were left out", () => {
+  it("keeps a node agent DaemonSet's many violations within the message limit and says how many were left out", () => {
     const ds = podSpecOf("DaemonSet", daemonSet())!;
     const rules = [
       rule("baseline", { vulnerabilities: { thresholds: { critical: 0 }, unscannedImages: "deny" }, podSecurity: { allowedRegistries: ["ghcr.io"], requireDigest: true } }, "default"),
       rule("second", { podSecurity: {} }, "default"),
       rule("audit", { enforcement: "audit", podSecurity: {} }, "default"),
     ];
-    const v = evaluatePod({ namespace: "default", labels: ds.labels, podSpec: ds.podSpec, owner: "DaemonSet default/falco" }, rules, scans(), NOW);
+    const v = evaluatePod({ namespace: "default", labels: ds.labels, podSpec: ds.podSpec, owner: "DaemonSet default/node-sentinel" }, rules, scans(), NOW);
     assert.equal(v.allowed, false);
     assert.ok(v.message.length <= MAX_MESSAGE, `${v.message.length} chars`);
     // Too much to explain in full: every refusing rule gets a share, and names what it can briefly.
-    assert.match(v.message, /^DaemonSet default\/falco refused by RuntimeRule default\/baseline: unscanned: docker\.io\/falcosecurity\/falco:0\.44\.1, /);
-    assert.match(v.message, /; privileged: spec\.containers\[0\] \("falco"\) and spec\.initContainers\[0\] \("falco-driver-loader"\); hostPath: "\/var\/run\/docker\.sock", /);
-    assert.match(v.message, /; and \d+ more; and by RuntimeRule default\/second: securityContext\.privileged is true in spec\.containers\[0\] \("falco"\)/, "beyond the budget, a count instead of the rest");
+    assert.match(v.message, /^DaemonSet default\/node-sentinel refused by RuntimeRule default\/baseline: unscanned: quay\.io\/node-sentinel\/sentinel:2\.1\.0, /);
+    assert.match(v.message, /; privileged: spec\.containers\[0\] \("sentinel"\) and spec\.initContainers\[0\] \("probe-loader"\); hostPath: "\/run\/containerd\/containerd\.sock", /);
+    assert.match(v.message, /; and \d+ more; and by RuntimeRule default\/second: securityContext\.privileged is true in spec\.containers\[0\] \("sentinel"\)/, "beyond the budget, a count instead of the rest");
     assert.match(v.rules[2].message, /^RuntimeRule default\/audit \(audit\) would refuse it: securityContext\.privileged is true/);
     assert.ok(v.warnings.length > 0 && v.warnings.every((w) => w.length <= MAX_WARNING));
     assert.deepEqual(v.rules.map((r) => r.decision), ["deny", "deny", "warn"]);
@@ -189,15 +186,15 @@ describe("pod specs inside admitted objects", () => {
     });
   }
 
-  it("reads the falco DaemonSet sample's template", () => {
+  it("reads the node agent DaemonSet's template", () => {
     const got = podSpecOf("DaemonSet", daemonSet())!;
-    assert.deepEqual(got.labels, { "app.kubernetes.io/name": "falco", "app.kubernetes.io/instance": "falco" });
+    assert.deepEqual(got.labels, { "app.kubernetes.io/name": "node-sentinel", "app.kubernetes.io/instance": "node-sentinel" });
     assert.equal(got.podSpec.containers.length, 2);
     assert.equal(got.podSpec.initContainers.length, 2);
   });
 
   it("finds no pod spec in the non-pod admission sample", () => {
-    const req = admissionSample("kubewarden-req_not_a_pod.json");
+    const req = admissionSample("request-service-update.json");
     assert.equal(podSpecOf(req.kind.kind, req.object), undefined);
   });
 

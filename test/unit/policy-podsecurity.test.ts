@@ -1,15 +1,12 @@
 import { strict as assert } from "node:assert";
-import { readFileSync } from "node:fs";
-import path from "node:path";
-import YAML from "yaml";
 import type { RuntimeRulePodSecurity } from "../../crds/types.gen.ts";
 import { podSpecOf } from "../../policy/admission.ts";
 import { parseImage } from "../../policy/images.ts";
 import { podSecurityViolations, summarizeViolations } from "../../policy/podsecurity.ts";
+import { jsonFixture, yamlFixture } from "../harness/fixtures.ts";
 
-const SAMPLES = path.resolve(import.meta.dirname, "../../../shared/samples");
-const admissionSample = (name: string): any => JSON.parse(readFileSync(path.join(SAMPLES, "admission", name), "utf8"));
-const daemonSet = (): any => YAML.parse(readFileSync(path.join(SAMPLES, "pod-specs/falco-daemonset-2containers-2initcontainers.yaml"), "utf8"));
+const admissionSample = (name: string): any => jsonFixture(`admission/${name}`);
+const daemonSet = (): any => yamlFixture("pod-specs/node-sentinel-daemonset.yaml");
 
 // A rule that checks only what a case is about: everything else allowed.
 const permissive: RuntimeRulePodSecurity = { allowPrivileged: true, allowHostNamespaces: true, allowedHostPaths: ["/"], requireRunAsNonRoot: false, allowPrivilegeEscalation: true };
@@ -19,26 +16,26 @@ const fields = (podSpec: any, ps: RuntimeRulePodSecurity | undefined) => podSecu
 const SHA = "sha256:" + "ab".repeat(32);
 const pod = (container: any, extra: any = {}) => ({ containers: [{ name: "app", image: "ghcr.io/acme/app:1", ...container }], ...extra });
 
-describe("pod security: the kubewarden samples", () => {
+describe("pod security: admission requests for pods", () => {
   it("catches a privileged init container with its field path", () => {
-    const spec = podSpecOf("Pod", admissionSample("kubewarden-privileged_init_container.json").object)!.podSpec;
+    const spec = podSpecOf("Pod", admissionSample("request-pod-privileged-init-container.json").object)!.podSpec;
     const vs = podSecurityViolations(spec, only({ allowPrivileged: false }));
     assert.deepEqual(vs.map((v) => v.field), ["spec.initContainers[0].securityContext.privileged"]);
-    assert.match(vs[0].message, /^spec\.initContainers\[0\]\.securityContext\.privileged is true \(init container "nginx"\) but the rule forbids privileged containers \(set spec\.podSecurity\.allowPrivileged: true to allow\)$/);
+    assert.match(vs[0].message, /^spec\.initContainers\[0\]\.securityContext\.privileged is true \(init container "sysctl-tuner"\) but the rule forbids privileged containers \(set spec\.podSecurity\.allowPrivileged: true to allow\)$/);
   });
 
   it("catches a privileged ephemeral container with its field path", () => {
-    const spec = podSpecOf("Pod", admissionSample("kubewarden-privileged_ephemeral_container.json").object)!.podSpec;
+    const spec = podSpecOf("Pod", admissionSample("request-pod-privileged-ephemeral-container.json").object)!.podSpec;
     assert.deepEqual(fields(spec, only({ allowPrivileged: false })), ["spec.ephemeralContainers[0].securityContext.privileged"]);
   });
 
   it("finds nothing privileged in the pod without privileged containers", () => {
-    const spec = podSpecOf("Pod", admissionSample("kubewarden-no_privileged_containers.json").object)!.podSpec;
+    const spec = podSpecOf("Pod", admissionSample("request-pod-no-privileged-containers.json").object)!.podSpec;
     assert.deepEqual(fields(spec, only({ allowPrivileged: false })), []);
   });
 
   it("applies the CRD defaults to an empty podSecurity: no privileged, no escalation, non-root", () => {
-    const spec = podSpecOf("Pod", admissionSample("kubewarden-privileged_init_container.json").object)!.podSpec;
+    const spec = podSpecOf("Pod", admissionSample("request-pod-privileged-init-container.json").object)!.podSpec;
     assert.deepEqual(fields(spec, {}), [
       "spec.containers[0].securityContext.allowPrivilegeEscalation",
       "spec.containers[1].securityContext.allowPrivilegeEscalation",
@@ -49,31 +46,31 @@ describe("pod security: the kubewarden samples", () => {
   });
 
   it("a rule without podSecurity checks nothing", () => {
-    const spec = podSpecOf("Pod", admissionSample("kubewarden-privileged_init_container.json").object)!.podSpec;
+    const spec = podSpecOf("Pod", admissionSample("request-pod-privileged-init-container.json").object)!.podSpec;
     assert.deepEqual(podSecurityViolations(spec, undefined), []);
   });
 });
 
-describe("pod security: the falco DaemonSet", () => {
+describe("pod security: a node agent DaemonSet", () => {
   it("finds both privileged containers, every hostPath and the escalations across containers and init containers", () => {
     const { podSpec } = podSpecOf("DaemonSet", daemonSet())!;
-    const got = fields(podSpec, { allowedHostPaths: ["/proc", "/sys", "/etc"], allowedRegistries: ["docker.io/falcosecurity"] });
+    const got = fields(podSpec, { allowedHostPaths: ["/proc", "/sys", "/etc"], allowedRegistries: ["quay.io/node-sentinel"] });
     assert.ok(got.includes("spec.containers[0].securityContext.privileged"));
     assert.ok(got.includes("spec.initContainers[0].securityContext.privileged"));
-    assert.ok(!got.includes("spec.containers[1].securityContext.privileged"), "falcoctl has a null securityContext");
-    for (const i of [0, 1, 2, 3, 4, 5, 11, 12, 13, 15]) assert.ok(got.includes(`spec.volumes[${i}].hostPath.path`), `volume ${i}`);
-    assert.equal(got.filter((f) => f.startsWith("spec.volumes")).length, 10, "/boot, /lib/modules, /usr, /dev and the six sockets");
-    for (const i of [14, 16, 17, 18]) assert.ok(!got.includes(`spec.volumes[${i}].hostPath.path`), `volume ${i} is allowed (${podSpec.volumes[i].hostPath?.path})`);
+    assert.ok(!got.includes("spec.containers[1].securityContext.privileged"), "rules-sync has a null securityContext");
+    for (const i of [0, 1, 2, 3, 4, 5, 6, 13, 14, 15]) assert.ok(got.includes(`spec.volumes[${i}].hostPath.path`), `volume ${i}`);
+    assert.equal(got.filter((f) => f.startsWith("spec.volumes")).length, 10, "the three sockets, /boot, /lib/modules, /usr/src, /dev, /var/log, kubelet's pods and the agent's state");
+    for (const i of [10, 11, 12, 16]) assert.ok(!got.includes(`spec.volumes[${i}].hostPath.path`), `volume ${i} is allowed (${podSpec.volumes[i].hostPath?.path})`);
     for (const c of ["containers[0]", "containers[1]", "initContainers[0]", "initContainers[1]"]) assert.ok(got.includes(`spec.${c}.securityContext.allowPrivilegeEscalation`), c);
-    assert.ok(!got.some((f) => f.endsWith(".image")), "all images come from docker.io/falcosecurity");
+    assert.ok(!got.some((f) => f.endsWith(".image")), "all images come from quay.io/node-sentinel");
   });
 
   it("summarizes alike violations into one sentence each, most dangerous first", () => {
     const { podSpec } = podSpecOf("DaemonSet", daemonSet())!;
     const lines = summarizeViolations(podSecurityViolations(podSpec, {}));
     assert.equal(lines.length, 4);
-    assert.match(lines[0], /^securityContext\.privileged is true in spec\.containers\[0\] \("falco"\) and spec\.initContainers\[0\] \("falco-driver-loader"\) but the rule forbids privileged containers/);
-    assert.match(lines[1], /^14 hostPath volumes mount paths the rule does not allow: "\/var\/run\/docker\.sock", /);
+    assert.match(lines[0], /^securityContext\.privileged is true in spec\.containers\[0\] \("sentinel"\) and spec\.initContainers\[0\] \("probe-loader"\) but the rule forbids privileged containers/);
+    assert.match(lines[1], /^14 hostPath volumes mount paths the rule does not allow: "\/run\/containerd\/containerd\.sock", /);
     assert.match(lines[2], /^securityContext\.allowPrivilegeEscalation is not false/);
     assert.match(lines[3], /^spec\.securityContext\.runAsNonRoot is not true/);
   });

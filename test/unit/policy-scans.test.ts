@@ -1,13 +1,11 @@
 import { strict as assert } from "node:assert";
-import { readFileSync } from "node:fs";
-import path from "node:path";
-import YAML from "yaml";
 import { parseImage } from "../../policy/images.ts";
 import { fromTrivyJSON, fromVulnerabilityReport, ScanIndex, ScanParseError, SUMMARY_ONLY_ID, type ScanRecord, type Severity } from "../../policy/scans.ts";
 
-const SAMPLES = path.resolve(import.meta.dirname, "../../../shared/samples");
-const trivyGolden = (name: string): any => JSON.parse(readFileSync(path.join(SAMPLES, "trivy-cli", name), "utf8"));
-const report = (name: string): any => YAML.parse(readFileSync(path.join(SAMPLES, "trivy-operator", name), "utf8"));
+import { jsonFixture, yamlFixture } from "../harness/fixtures.ts";
+
+const trivyGolden = (name: string): any => jsonFixture(`trivy-cli/${name}`);
+const report = (name: string): any => yamlFixture(`trivy-operator/${name}`);
 
 function countsOf(rec: ScanRecord): Record<Severity, number> {
   const c: Record<Severity, number> = { CRITICAL: 0, HIGH: 0, MEDIUM: 0, LOW: 0, UNKNOWN: 0 };
@@ -18,31 +16,31 @@ const counts = (critical: number, high: number, medium: number, low: number, unk
 
 describe("Trivy CLI JSON reports", () => {
   const goldens: [string, string, ReturnType<typeof counts>][] = [
-    ["a full scan counts 2 critical and 4 medium findings", "alpine-39.json.golden", counts(2, 0, 4, 0, 0)],
-    ["a HIGH,CRITICAL --ignore-unfixed scan counts 2 critical findings", "alpine-39-high-critical.json.golden", counts(2, 0, 0, 0, 0)],
-    ["a result without a Vulnerabilities key is clean", "sl-micro-rancher5.4.json.golden", counts(0, 0, 0, 0, 0)],
-    ["a report without a Results key is clean", "alpine-39-skip.json.golden", counts(0, 0, 0, 0, 0)],
+    ["a full scan counts 2 critical and 4 medium findings", "billing-full.json", counts(2, 0, 4, 0, 0)],
+    ["a HIGH,CRITICAL --ignore-unfixed scan counts 2 critical findings", "billing-high-critical.json", counts(2, 0, 0, 0, 0)],
+    ["a result without a Vulnerabilities key is clean", "static-site-no-vulnerabilities.json", counts(0, 0, 0, 0, 0)],
+    ["a report without a Results key is clean", "billing-skip-dirs-no-results.json", counts(0, 0, 0, 0, 0)],
   ];
   for (const [name, file, want] of goldens) {
     it(name, () => {
       const rec = fromTrivyJSON(trivyGolden(file), `file ${file}`);
       assert.deepEqual(countsOf(rec), want);
       assert.equal(rec.source, `file ${file}`);
-      assert.equal(rec.scannedAt, "2021-08-25T12:20:30.000000005Z");
+      assert.equal(rec.scannedAt, "2025-05-20T09:14:03.123456789Z");
     });
   }
 
   it("names the image from RepoTags when ArtifactName is an archive path", () => {
-    const rec = fromTrivyJSON(trivyGolden("alpine-39.json.golden"), "x");
-    assert.equal(rec.image.full, "ghcr.io/aquasecurity/trivy-test-images:alpine-39");
+    const rec = fromTrivyJSON(trivyGolden("billing-full.json"), "x");
+    assert.equal(rec.image.full, "ghcr.io/acme/billing:2.3.0");
   });
 
   it("keeps package, versions and title of each finding", () => {
-    const rec = fromTrivyJSON(trivyGolden("alpine-39.json.golden"), "x");
-    const musl = rec.vulnerabilities.find((v) => v.pkg === "musl");
+    const rec = fromTrivyJSON(trivyGolden("billing-full.json"), "x");
+    const busybox = rec.vulnerabilities.find((v) => v.pkg === "busybox");
     assert.deepEqual(
-      { ...musl, title: undefined },
-      { id: "CVE-2019-14697", severity: "CRITICAL", pkg: "musl", installedVersion: "1.1.20-r4", fixedVersion: "1.1.20-r5", title: undefined },
+      { ...busybox, title: undefined },
+      { id: "CVE-2022-48174", severity: "CRITICAL", pkg: "busybox", installedVersion: "1.36.1-r2", fixedVersion: "1.36.1-r6", title: undefined },
     );
   });
 
@@ -76,32 +74,32 @@ describe("Trivy CLI JSON reports", () => {
 });
 
 describe("Trivy Operator VulnerabilityReports", () => {
-  it("reads the docs example: nginx:1.16 from index.docker.io with 2 critical findings", () => {
-    const rec = fromVulnerabilityReport(report("docs-example-1.yaml"));
-    assert.equal(rec.image.full, "docker.io/library/nginx:1.16");
-    assert.equal(rec.source, "VulnerabilityReport default/replicaset-nginx-6d4cf56db6-nginx");
+  it("reads a docs-style report: nginx:1.25.3 from index.docker.io with 2 critical findings", () => {
+    const rec = fromVulnerabilityReport(report("web-nginx-2-critical.yaml"));
+    assert.equal(rec.image.full, "docker.io/library/nginx:1.25.3");
+    assert.equal(rec.source, "VulnerabilityReport default/replicaset-web-7f9c6d5b8-nginx");
     assert.deepEqual(countsOf(rec), counts(2, 0, 0, 0, 0));
-    assert.equal(rec.scannedAt, undefined, "the docs example has no updateTimestamp nor creationTimestamp");
-    assert.equal(rec.vulnerabilities.find((v) => v.id === "CVE-2018-25009")?.fixedVersion, undefined, "an empty fixedVersion means no fix");
+    assert.equal(rec.scannedAt, undefined, "the report has no updateTimestamp nor creationTimestamp");
+    assert.equal(rec.vulnerabilities.find((v) => v.id === "CVE-2023-45853")?.fixedVersion, undefined, "an empty fixedVersion means no fix");
   });
 
   it("keeps the summary's counts when the report lists fewer findings than it counts", () => {
-    const rec = fromVulnerabilityReport(report("vulnerability-ttl.yaml"));
-    assert.equal(rec.image.full, "k8s.gcr.io/coredns/coredns:v1.8.0");
-    assert.deepEqual(countsOf(rec), counts(0, 12, 6, 0, 9));
+    const rec = fromVulnerabilityReport(report("ingress-summary-only.yaml"));
+    assert.equal(rec.image.full, "registry.k8s.io/ingress-nginx/controller:v1.9.4");
+    assert.deepEqual(countsOf(rec), counts(0, 7, 4, 0, 3));
     assert.equal(rec.vulnerabilities.filter((v) => v.id !== SUMMARY_ONLY_ID).length, 1);
-    assert.equal(rec.scannedAt, "2022-12-08T15:50:37Z");
+    assert.equal(rec.scannedAt, "2024-11-04T08:30:00Z");
   });
 
   it("reads a clean report without a namespace", () => {
-    const rec = fromVulnerabilityReport(report("design-clean-1.yaml"));
-    assert.equal(rec.image.full, "ghcr.io/fluxcd/source-controller:v1.4.1");
-    assert.equal(rec.source, "VulnerabilityReport replicaset-source-controller-b5d5cfdf4-manager");
+    const rec = fromVulnerabilityReport(report("catalog-clean.yaml"));
+    assert.equal(rec.image.full, "ghcr.io/acme/catalog:4.2.0");
+    assert.equal(rec.source, "VulnerabilityReport replicaset-catalog-6c9d8f7b5-catalog");
     assert.deepEqual(rec.vulnerabilities, []);
   });
 
   it("synthesizes findings from the summary when the list is absent", () => {
-    const r = report("docs-example-1.yaml");
+    const r = report("web-nginx-2-critical.yaml");
     delete r.report.vulnerabilities;
     r.report.summary = { criticalCount: 1, highCount: 3, mediumCount: 0, lowCount: 0, unknownCount: 0, noneCount: 0 };
     const rec = fromVulnerabilityReport(r);
@@ -123,8 +121,8 @@ describe("Trivy Operator VulnerabilityReports", () => {
 
   const broken: [string, (r: any) => unknown, RegExp][] = [
     ["refuses something that is not an object", () => "nope", /^VulnerabilityReport: expected an object, got string$/],
-    ["refuses another kind", (r) => ({ ...r, kind: "ConfigAuditReport" }), /^VulnerabilityReport default\/replicaset-nginx-6d4cf56db6-nginx: kind is "ConfigAuditReport"/],
-    ["names a missing report field", (r) => ({ ...r, report: undefined }), /VulnerabilityReport default\/replicaset-nginx-6d4cf56db6-nginx: report is missing$/],
+    ["refuses another kind", (r) => ({ ...r, kind: "ConfigAuditReport" }), /^VulnerabilityReport default\/replicaset-web-7f9c6d5b8-nginx: kind is "ConfigAuditReport"/],
+    ["names a missing report field", (r) => ({ ...r, report: undefined }), /VulnerabilityReport default\/replicaset-web-7f9c6d5b8-nginx: report is missing$/],
     ["names a missing artifact repository", (r) => ({ ...r, report: { ...r.report, artifact: { tag: "1" } } }), /: report\.artifact\.repository is missing or not a string$/],
     ["names an artifact that is no image", (r) => ({ ...r, report: { ...r.report, artifact: { repository: "Library/Nginx" } } }), /: report\.artifact does not name a valid image \(.*must be lowercase\)$/],
     ["names the finding without an id", (r) => ({ ...r, report: { ...r.report, vulnerabilities: [r.report.vulnerabilities[0], { severity: "HIGH" }] } }), /: report\.vulnerabilities\[1\]\.vulnerabilityID is missing or not a string$/],
@@ -133,7 +131,7 @@ describe("Trivy Operator VulnerabilityReports", () => {
   ];
   for (const [name, mutate, message] of broken) {
     it(name, () => {
-      assert.throws(() => fromVulnerabilityReport(mutate(report("docs-example-1.yaml"))), (e: unknown) => e instanceof ScanParseError && message.test(e.message));
+      assert.throws(() => fromVulnerabilityReport(mutate(report("web-nginx-2-critical.yaml"))), (e: unknown) => e instanceof ScanParseError && message.test(e.message));
     });
   }
 });
@@ -158,9 +156,9 @@ describe("the scan index", () => {
 
   it("matches docker.io images however they were written", () => {
     const idx = new ScanIndex();
-    idx.upsert("vr", fromVulnerabilityReport(report("docs-example-1.yaml")));
-    assert.equal(idx.lookup(parseImage("nginx:1.16"))?.source, "VulnerabilityReport default/replicaset-nginx-6d4cf56db6-nginx");
-    assert.equal(idx.lookup(parseImage("docker.io/library/nginx:1.16"))?.source, "VulnerabilityReport default/replicaset-nginx-6d4cf56db6-nginx");
+    idx.upsert("vr", fromVulnerabilityReport(report("web-nginx-2-critical.yaml")));
+    assert.equal(idx.lookup(parseImage("nginx:1.25.3"))?.source, "VulnerabilityReport default/replicaset-web-7f9c6d5b8-nginx");
+    assert.equal(idx.lookup(parseImage("docker.io/library/nginx:1.25.3"))?.source, "VulnerabilityReport default/replicaset-web-7f9c6d5b8-nginx");
   });
 
   it("prefers a digest match over a newer tag match", () => {

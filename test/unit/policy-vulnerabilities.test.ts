@@ -1,13 +1,10 @@
 import { strict as assert } from "node:assert";
-import { readFileSync } from "node:fs";
-import path from "node:path";
-import YAML from "yaml";
 import type { RuntimeRuleVulnerabilities } from "../../crds/types.gen.ts";
 import { parseImage } from "../../policy/images.ts";
 import { fromTrivyJSON, fromVulnerabilityReport, type ScanRecord, type Vulnerability } from "../../policy/scans.ts";
 import { evaluateImage, type RuleRef } from "../../policy/vulnerabilities.ts";
+import { jsonFixture, yamlFixture } from "../harness/fixtures.ts";
 
-const SAMPLES = path.resolve(import.meta.dirname, "../../../shared/samples");
 const NOW = new Date("2025-06-01T12:00:00Z");
 
 const rule = (vulnerabilities: RuntimeRuleVulnerabilities | undefined, enforcement: "enforce" | "audit" = "enforce"): RuleRef => ({
@@ -101,11 +98,11 @@ describe("vulnerability exemptions", () => {
   });
 
   it("the same exemption gives the same verdict for a report read from Trivy Operator or from Trivy JSON", () => {
-    const fromOperator = fromVulnerabilityReport(YAML.parse(readFileSync(path.join(SAMPLES, "trivy-operator/docs-example-1.yaml"), "utf8")));
-    const trivy = JSON.parse(readFileSync(path.join(SAMPLES, "trivy-cli/alpine-39.json.golden"), "utf8"));
-    const fromCLI = fromTrivyJSON(trivy, "file alpine-39.json");
-    const r = rule({ thresholds: { critical: 1 }, exemptions: [{ id: "CVE-2019-20367", expires: EXPIRES, reason: "r" }, { id: "CVE-2019-14697", expires: EXPIRES, reason: "r" }] });
-    for (const [rec, exempted] of [[fromOperator, "CVE-2019-20367"], [fromCLI, "CVE-2019-14697"]] as const) {
+    const fromOperator = fromVulnerabilityReport(yamlFixture("trivy-operator/web-nginx-2-critical.yaml"));
+    const trivy = jsonFixture("trivy-cli/billing-full.json");
+    const fromCLI = fromTrivyJSON(trivy, "file billing-full.json");
+    const r = rule({ thresholds: { critical: 1 }, exemptions: [{ id: "CVE-2023-38545", expires: EXPIRES, reason: "r" }, { id: "CVE-2022-48174", expires: EXPIRES, reason: "r" }] });
+    for (const [rec, exempted] of [[fromOperator, "CVE-2023-38545"], [fromCLI, "CVE-2022-48174"]] as const) {
       const before = evaluateImage(rec.image, rec, r, new Date(Date.parse(EXPIRES) - 1));
       const at = evaluateImage(rec.image, rec, r, new Date(EXPIRES));
       assert.equal(before.decision, "allow", rec.source);
@@ -116,8 +113,8 @@ describe("vulnerability exemptions", () => {
   });
 
   it("an exemption id covers every package the finding appears in", () => {
-    const rec = fromTrivyJSON(JSON.parse(readFileSync(path.join(SAMPLES, "trivy-cli/alpine-39.json.golden"), "utf8")), "x");
-    const verdict = evaluateImage(rec.image, rec, rule({ thresholds: { critical: 0 }, exemptions: [{ id: "CVE-2019-14697", expires: "2030-01-01T00:00:00Z", reason: "musl and musl-utils" }] }), NOW);
+    const rec = fromTrivyJSON(jsonFixture("trivy-cli/billing-full.json"), "x");
+    const verdict = evaluateImage(rec.image, rec, rule({ thresholds: { critical: 0 }, exemptions: [{ id: "CVE-2022-48174", expires: "2030-01-01T00:00:00Z", reason: "busybox and ssl_client" }] }), NOW);
     assert.equal(verdict.counts.CRITICAL, 0);
     assert.equal(verdict.decision, "allow");
   });
@@ -146,9 +143,9 @@ describe("vulnerability exemptions", () => {
   });
 
   it("counts findings known only from a report's summary even with ignoreUnfixed", () => {
-    const rec = fromVulnerabilityReport(YAML.parse(readFileSync(path.join(SAMPLES, "trivy-operator/vulnerability-ttl.yaml"), "utf8")));
-    const verdict = evaluateImage(rec.image, rec, rule({ thresholds: { high: 10 }, ignoreUnfixed: true, exemptions: [{ id: "CVE-2021-3121", expires: "2030-01-01T00:00:00Z", reason: "r" }] }), NOW);
-    assert.equal(verdict.counts.HIGH, 11, "12 counted by the summary, one of them exempted");
+    const rec = fromVulnerabilityReport(yamlFixture("trivy-operator/ingress-summary-only.yaml"));
+    const verdict = evaluateImage(rec.image, rec, rule({ thresholds: { high: 5 }, ignoreUnfixed: true, exemptions: [{ id: "CVE-2023-44487", expires: "2030-01-01T00:00:00Z", reason: "r" }] }), NOW);
+    assert.equal(verdict.counts.HIGH, 6, "7 counted by the summary, one of them exempted");
     assert.equal(verdict.decision, "deny");
   });
 });

@@ -7,9 +7,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { humanDuration, run, type CLIDeps } from "../../cli/tenet.ts";
 import { createCA, issueLeaf } from "../../operator/ca/x509.ts";
+import { testSVIDs } from "../harness/svids.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
-const SAMPLES = path.resolve(import.meta.dirname, "../../../shared/samples/spiffe/go-spiffe-x509svid-testdata");
+const svids = await testSVIDs(); // good and broken X509-SVIDs, generated for this run
 const NOW = new Date("2030-05-01T12:00:00Z");
 
 function fakeCLI(files: Record<string, string | Buffer>, now = NOW) {
@@ -62,7 +63,7 @@ describe("tenet inspect cert", () => {
   });
 
   it("lists the X509-SVID rules a broken SVID breaks", () => {
-    const cli = fakeCLI({ "bad.pem": fs.readFileSync(path.join(SAMPLES, "wrong-leaf-ca-true.pem")) });
+    const cli = fakeCLI({ "bad.pem": svids["wrong-leaf-ca-true.pem"] });
     assert.equal(run(["inspect", "cert", "bad.pem"], cli.deps), 0);
     assert.match(cli.out(), /^X509-SVID {5}does NOT conform \(\d violations?\):\n {2}- the leaf certificate has basicConstraints cA=true/m);
     assert.match(cli.out(), /^CA {12}yes$/m);

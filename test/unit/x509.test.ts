@@ -27,11 +27,13 @@ import {
   type CAKeyPair,
   type CSRRejection,
 } from "../../operator/ca/x509.ts";
+import { testSVIDs, type TestSVIDs } from "../harness/svids.ts";
 
 x509.cryptoProvider.set(crypto.webcrypto as Crypto);
 
-const SAMPLES = path.resolve(import.meta.dirname, "../../../shared/samples/spiffe/go-spiffe-x509svid-testdata");
-const sample = (name: string) => fs.readFileSync(path.join(SAMPLES, name), "utf8");
+// Good and deliberately broken SVIDs (go-spiffe's testdata cases), generated for this run.
+const svids = await testSVIDs();
+const sample = (name: keyof TestSVIDs) => svids[name];
 const ID = "spiffe://cluster.local/ns/shop/sa/orders";
 const ATTRS = { tier: "backend", image: "ghcr.io/acme/orders@sha256:5d4a", posture: "clean", commit: "9f8e7d6", version: "1.14.2", "team.example.com/owner": "Zoë" };
 
@@ -491,13 +493,14 @@ describe("x509: the CA's certificate core", function () {
   });
 
   describe("svidViolations: the X509-SVID rules", () => {
-    const goSpiffe: [string, string, RegExp | null][] = [
-      ["accepts go-spiffe's good leaf", "good-leaf-only.pem", null],
+    const goSpiffe: [string, keyof TestSVIDs, RegExp | null][] = [
+      ["accepts a good leaf", "good-leaf-only.pem", null],
       ["catches a leaf with cA=true (B1)", "wrong-leaf-ca-true.pem", /cA=true.*\(B1\)/],
       ["catches a leaf with keyCertSign (B4)", "wrong-leaf-cert-sign.pem", /keyCertSign.*\(B4\)/],
       ["catches a leaf with cRLSign (B4)", "wrong-leaf-crl-sign.pem", /cRLSign.*\(B4\)/],
       ["catches a leaf with no URI SAN (A1)", "wrong-leaf-empty-id.pem", /no URI SAN.*\(A1\)/],
       ["catches a leaf without digitalSignature (B3)", "wrong-leaf-no-digital-signature.pem", /lacks digitalSignature \(B3\)/],
+      ["catches a leaf with two URI SANs (A2)", "wrong-leaf-two-uris.pem", /2 URI SANs.*\(A2\)/],
     ];
     for (const [name, f, expected] of goSpiffe) {
       it(name, () => {
@@ -531,7 +534,7 @@ describe("x509: the CA's certificate core", function () {
   });
 
   describe("readCertIdentity and splitPEM", () => {
-    it("reads go-spiffe's leaf (expired long ago: reading checks no dates)", () => {
+    it("reads a leaf that expired long ago (reading checks no dates)", () => {
       const id = readCertIdentity(sample("good-leaf-only.pem"));
       assert.equal(id.spiffeID, "spiffe://example.org/workload-1");
       assert.equal(id.subject, "C=US, O=SPIFFE");
