@@ -235,7 +235,7 @@ function examples(): { file: string; doc: Manifest }[] {
 describe("examples", () => {
   const bySchema = new Map(crds.map(({ crd }) => [crd.spec.names.kind, rootOf(crd)]));
 
-  it("lists a Namespace, the ServiceAccounts, an object of each kind and the two pods", () => {
+  it("lists a Namespace, the ServiceAccounts, an object of each kind and the two workloads", () => {
     const names = examples().map(({ doc }) => `${doc.kind}/${doc.metadata.name}`);
     for (const want of [
       "Namespace/demo",
@@ -246,8 +246,9 @@ describe("examples", () => {
       "APIPolicy/orders",
       "APIPolicy/broken",
       "RuntimeRule/baseline",
-      "Pod/orders-7f9c",
-      "Pod/frontend-5d2a",
+      "Deployment/orders",
+      "Service/orders",
+      "Deployment/frontend",
     ]) {
       assert.ok(names.includes(want), `${want} in examples/kustomization.yaml`);
     }
@@ -281,17 +282,16 @@ describe("examples", () => {
     assert.deepEqual(undeclared, ["payments"]);
   });
 
-  it("pins the orders image by digest and runs each pod as its own service account", () => {
-    const pods = examples().filter(({ doc }) => doc.kind === "Pod").map(({ doc }) => doc as unknown as {
-      metadata: { name: string; labels: Record<string, string> };
-      spec: { serviceAccountName: string; containers: { image: string }[] };
+  it("runs each workload as its own service account, with images from the registry the RuntimeRule allows", () => {
+    const workloads = examples().filter(({ doc }) => doc.kind === "Deployment").map(({ doc }) => doc as unknown as {
+      metadata: { name: string };
+      spec: { template: { metadata: { labels: Record<string, string> }; spec: { serviceAccountName: string; containers: { image: string }[] } } };
     });
-    const orders = pods.find((p) => p.metadata.name === "orders-7f9c")!;
-    assert.equal(orders.metadata.labels.app, "orders");
-    assert.equal(orders.spec.serviceAccountName, "orders");
-    assert.match(orders.spec.containers[0].image, /^ghcr\.io\/acme\/orders@sha256:[0-9a-f]{64}$/);
-    const frontend = pods.find((p) => p.metadata.name === "frontend-5d2a")!;
-    assert.equal(frontend.metadata.labels.app, "frontend");
-    assert.equal(frontend.spec.serviceAccountName, "frontend");
+    for (const name of ["orders", "frontend"]) {
+      const w = workloads.find((x) => x.metadata.name === name)!;
+      assert.equal(w.spec.template.metadata.labels.app, name);
+      assert.equal(w.spec.template.spec.serviceAccountName, name);
+      assert.match(w.spec.template.spec.containers[0].image, new RegExp(`^ghcr\\.io/acme/${name}:`));
+    }
   });
 });
