@@ -14,7 +14,8 @@ import os from "node:os";
 import path from "node:path";
 import { createHistogram } from "node:perf_hooks";
 import { createInterface } from "node:readline";
-import { createCA, issueLeaf } from "../operator/ca/x509.ts";
+import { createCA } from "../operator/ca/keypair.ts";
+import { issueLeaf } from "../operator/ca/leaf.ts";
 import crypto from "node:crypto";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);

@@ -5,7 +5,7 @@ import crypto from "node:crypto";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import type { Logger } from "../common/logger.ts";
 import type { LoadedAuthorities } from "./ca/authorities.ts";
-import { issueLeaf } from "./ca/x509.ts";
+import { issueLeaf } from "./ca/leaf.ts";
 import { strictJSONParser } from "../webhook/admission.ts";
 
 export interface ServingIdentity {

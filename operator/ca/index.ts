@@ -6,7 +6,7 @@ import type { Logger } from "../../common/logger.ts";
 import type { ServiceIdentity } from "../../crds/types.gen.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import type { OperatorConfig } from "../config.ts";
-import { spiffeID } from "../controllers/serviceidentity.ts";
+import { spiffeID } from "../../pki/spiffe-id.ts";
 import { Controller } from "../runtime/controller.ts";
 import type { EventRecorder } from "../runtime/events.ts";
 import type { Informer } from "../runtime/informer.ts";

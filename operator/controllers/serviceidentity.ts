@@ -1,6 +1,7 @@
 // ServiceIdentity: which pods an identity covers, the SPIFFE ID they get, and whether the
 // object makes sense (a selector that matches nothing, or pods claimed by two identities).
 import type { ServiceIdentity } from "../../crds/types.gen.ts";
+import { spiffeID } from "../../pki/spiffe-id.ts";
 import { compileSelector, formatSelector } from "../../policy/selector.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import type { StatusPlan } from "./status-reconciler.ts";
@@ -12,9 +13,6 @@ export const Reasons = {
   Overlap: "OverlappingIdentities",
   InvalidSelector: "InvalidSelector",
 } as const;
-
-export const spiffeID = (trustDomain: string, namespace: string, serviceAccount: string) =>
-  `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 
 /** Pods a ServiceIdentity covers: selector match, optional service account, not terminating. */
 export function selectsPod(si: ServiceIdentity, pod: CachedPod, matches = compileSelector(si.spec.selector)): boolean {
