@@ -11,11 +11,12 @@ import { createCA } from "../operator/ca/keypair.ts";
 import { issueLeaf } from "../operator/ca/leaf.ts";
 import { configFromEnv } from "../operator/config.ts";
 import { buildSecureServer } from "../operator/secure-server.ts";
-import { fromVulnerabilityReport, ScanIndex } from "../policy/scans.ts";
+import { fromVulnerabilityReport } from "../scans/parse.ts";
+import { ScanIndex } from "../scans/scan-index.ts";
 import type { RuleRef } from "../policy/vulnerabilities.ts";
-import { AdmissionMetrics, admissionRoute } from "../webhook/admission.ts";
-import { mutate } from "../webhook/handlers/mutate.ts";
-import { validate } from "../webhook/handlers/validate.ts";
+import { AdmissionMetrics, admissionRoute } from "../operator/admission/transport.ts";
+import { mutate } from "../operator/admission/handlers/mutate.ts";
+import { validate } from "../operator/admission/handlers/validate.ts";
 import { BENCH_NAMESPACE, REPORTS, RULES, vulnerabilityReport } from "./_webhook-data.ts";
 import crypto from "node:crypto";
 

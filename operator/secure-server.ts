@@ -6,7 +6,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import type { Logger } from "../common/logger.ts";
 import type { LoadedAuthorities } from "./ca/authorities.ts";
 import { issueLeaf } from "./ca/leaf.ts";
-import { strictJSONParser } from "../webhook/admission.ts";
+import { strictJSONParser } from "./admission/transport.ts";
 
 export interface ServingIdentity {
   spiffeID: string;

@@ -3,9 +3,10 @@
 // every violation of every enforcing rule. Pure: caches and clock come from the caller.
 
 import { compileSelector, type LabelMatcher } from "./selector.ts";
-import { ImageRefError, parseImage, type ImageRef } from "./images.ts";
+import { ImageRefError, parseImage, type ImageRef } from "../common/images.ts";
 import { containersOf, groupViolations, podSecurityViolations, type PodSecurityViolation } from "./podsecurity.ts";
-import type { ScanIndex, ScanRecord } from "./scans.ts";
+import type { ScanRecord } from "../scans/records.ts";
+import type { ScanIndex } from "../scans/scan-index.ts";
 import { describeImageProblem, evaluateImage, formatExceeded, type Decision, type ImageVerdict, type RuleRef } from "./vulnerabilities.ts";
 import type { RuntimeRuleSpec } from "../crds/types.gen.ts";
 

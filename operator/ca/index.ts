@@ -10,7 +10,7 @@ import { spiffeID } from "../../pki/spiffe-id.ts";
 import { Controller } from "../runtime/controller.ts";
 import type { EventRecorder } from "../runtime/events.ts";
 import type { Informer } from "../runtime/informer.ts";
-import type { TenetObject } from "../controllers/status-reconciler.ts";
+import type { TenetObject } from "../../common/objects.ts";
 import type { RuntimeMetrics } from "../runtime/metrics.ts";
 import { buildSecureServer, issueServingCert, type ServingIdentity } from "../secure-server.ts";
 import { defaultCAPolicy, type LoadedAuthorities } from "./authorities.ts";

@@ -10,7 +10,7 @@ import { toCachedPod } from "../cache/pods.ts";
 import { spiffeID as spiffeIDFor } from "../../pki/spiffe-id.ts";
 import { selectsPod } from "../controllers/serviceidentity.ts";
 import type { Informer } from "../runtime/informer.ts";
-import type { TenetObject } from "../controllers/status-reconciler.ts";
+import type { TenetObject } from "../../common/objects.ts";
 import { durationSeconds, identityAttributes, QUARANTINE_LABEL } from "./attributes.ts";
 import type { LoadedAuthorities } from "./authorities.ts";
 import { issueLeaf, LeafRequestError } from "./leaf.ts";

@@ -5,7 +5,8 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "../../common/logger.ts";
 import { isAlreadyExists, isConflict, isNotFound, resourcePath, Resources, type Kube } from "../../common/kube.ts";
-import { Informer, type KubeObject } from "../runtime/informer.ts";
+import { Informer } from "../runtime/informer.ts";
+import type { KubeObject } from "../../common/objects.ts";
 
 export interface RevocationEntry {
   serial: string;

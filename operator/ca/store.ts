@@ -5,7 +5,8 @@
 import type { Logger } from "../../common/logger.ts";
 import { isAlreadyExists, isNotFound, resourcePath, Resources, type Kube } from "../../common/kube.ts";
 import type { EventRecorder } from "../runtime/events.ts";
-import { Informer, type KubeObject } from "../runtime/informer.ts";
+import { Informer } from "../runtime/informer.ts";
+import type { KubeObject } from "../../common/objects.ts";
 import { loadAuthorities, planAuthorities, type CAPolicy, type CAState, type LoadedAuthorities } from "./authorities.ts";
 
 export const ROTATE_ANNOTATION = "tenet.dev/rotate";

@@ -4,9 +4,9 @@
 // and annotations, so the whole decision is derived from cluster state.
 import { createHash } from "node:crypto";
 import { evaluatePod } from "../../policy/admission.ts";
-import type { ScanIndex } from "../../policy/scans.ts";
+import type { ScanIndex } from "../../scans/scan-index.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
-import { ENFORCER_CONTAINER, EXEMPT_NAMESPACES, shouldInject, withoutEnforcer } from "../../webhook/inject.ts";
+import { ENFORCER_CONTAINER, EXEMPT_NAMESPACES, shouldInject, withoutEnforcer } from "../admission/inject.ts";
 import { POSTURE_LABEL, QUARANTINE_LABEL } from "../ca/attributes.ts";
 import type { CachedPod } from "../cache/pods.ts";
 

@@ -5,7 +5,8 @@ import { isDeepStrictEqual } from "node:util";
 import { resourcePath, type Kube } from "../../common/kube.ts";
 import type { Logger } from "../../common/logger.ts";
 import { QUARANTINE_LABEL } from "../ca/attributes.ts";
-import { Informer, type KubeObject } from "../runtime/informer.ts";
+import { Informer } from "../runtime/informer.ts";
+import type { KubeObject } from "../../common/objects.ts";
 
 export const NETWORK_POLICY_NAME = "tenet-quarantine";
 export const MANAGED_BY = { "app.kubernetes.io/managed-by": "tenet" };

@@ -11,8 +11,8 @@ import {
   shouldInject,
   type InjectDecision,
   type InjectionConfig,
-} from "../../webhook/inject.ts";
-import { applyPatch, jsonPatch, PatchError, type Operation } from "../../webhook/patch.ts";
+} from "../../operator/admission/inject.ts";
+import { applyPatch, jsonPatch, PatchError, type Operation } from "../../operator/admission/patch.ts";
 
 const GOLDEN_DIR = path.resolve(import.meta.dirname, "../golden/inject");
 const KUBE_RS_SAMPLE = path.resolve(import.meta.dirname, "../../../shared/samples/admission/kube-rs-admissionreview-v1-pod-create.json");

@@ -4,8 +4,10 @@ import path from "node:path";
 import YAML from "yaml";
 import type { RuntimeRuleSpec } from "../../crds/types.gen.ts";
 import { evaluatePod, MAX_MESSAGE, MAX_WARNING, podSpecOf, type PodUnderReview } from "../../policy/admission.ts";
-import { parseImage } from "../../policy/images.ts";
-import { fromVulnerabilityReport, ScanIndex, type Vulnerability } from "../../policy/scans.ts";
+import { parseImage } from "../../common/images.ts";
+import { fromVulnerabilityReport } from "../../scans/parse.ts";
+import { type Vulnerability } from "../../scans/records.ts";
+import { ScanIndex } from "../../scans/scan-index.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
 
 const SAMPLES = path.resolve(import.meta.dirname, "../../../shared/samples");

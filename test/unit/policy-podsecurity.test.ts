@@ -4,7 +4,7 @@ import path from "node:path";
 import YAML from "yaml";
 import type { RuntimeRulePodSecurity } from "../../crds/types.gen.ts";
 import { podSpecOf } from "../../policy/admission.ts";
-import { parseImage } from "../../policy/images.ts";
+import { parseImage } from "../../common/images.ts";
 import { podSecurityViolations, summarizeViolations } from "../../policy/podsecurity.ts";
 
 const SAMPLES = path.resolve(import.meta.dirname, "../../../shared/samples");

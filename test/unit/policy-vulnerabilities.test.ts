@@ -3,8 +3,9 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 import type { RuntimeRuleVulnerabilities } from "../../crds/types.gen.ts";
-import { parseImage } from "../../policy/images.ts";
-import { fromTrivyJSON, fromVulnerabilityReport, type ScanRecord, type Vulnerability } from "../../policy/scans.ts";
+import { parseImage } from "../../common/images.ts";
+import { fromTrivyJSON, fromVulnerabilityReport } from "../../scans/parse.ts";
+import { type ScanRecord, type Vulnerability } from "../../scans/records.ts";
 import { evaluateImage, type RuleRef } from "../../policy/vulnerabilities.ts";
 
 const SAMPLES = path.resolve(import.meta.dirname, "../../../shared/samples");

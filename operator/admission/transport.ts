@@ -4,7 +4,7 @@
 // denial that names the error, never a silent allow.
 import type { FastifyInstance } from "fastify";
 import { Counter, Histogram, type Registry } from "prom-client";
-import type { Logger } from "../common/logger.ts";
+import type { Logger } from "../../common/logger.ts";
 
 export interface AdmissionRequest {
   uid: string;

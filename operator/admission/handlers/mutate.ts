@@ -1,6 +1,6 @@
 // Mutating admission: inject the enforcer sidecar into pods that opted in. Pure: the
 // namespace labels come from a cache, the patch from diffing an edited copy.
-import type { AdmissionRequest, AdmissionResult } from "../admission.ts";
+import type { AdmissionRequest, AdmissionResult } from "../transport.ts";
 import { ENFORCER_CONTAINER, InjectionError, injectPod, shouldInject, type InjectionConfig } from "../inject.ts";
 import { jsonPatch } from "../patch.ts";
 

@@ -11,7 +11,7 @@ import { jwksURIs, policyDocument, type PolicyDocument } from "../../policy/auth
 import type { CachedPod } from "../cache/pods.ts";
 import { authenticatePod, SignRejection } from "../ca/issuer.ts";
 import { POLICY_VERSION_ANNOTATION } from "../controllers/apipolicy.ts";
-import type { TenetObject } from "../controllers/status-reconciler.ts";
+import type { TenetObject } from "../../common/objects.ts";
 import type { Informer } from "../runtime/informer.ts";
 import { JWKSFetcher, type JWKSFetcherOptions } from "./jwks.ts";
 

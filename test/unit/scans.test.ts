@@ -2,8 +2,10 @@ import { strict as assert } from "node:assert";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
-import { parseImage } from "../../policy/images.ts";
-import { fromTrivyJSON, fromVulnerabilityReport, ScanIndex, ScanParseError, SUMMARY_ONLY_ID, type ScanRecord, type Severity } from "../../policy/scans.ts";
+import { parseImage } from "../../common/images.ts";
+import { fromTrivyJSON, fromVulnerabilityReport } from "../../scans/parse.ts";
+import { ScanParseError, SUMMARY_ONLY_ID, type ScanRecord, type Severity } from "../../scans/records.ts";
+import { ScanIndex } from "../../scans/scan-index.ts";
 
 const SAMPLES = path.resolve(import.meta.dirname, "../../../shared/samples");
 const trivyGolden = (name: string): any => JSON.parse(readFileSync(path.join(SAMPLES, "trivy-cli", name), "utf8"));
