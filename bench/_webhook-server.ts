@@ -10,7 +10,7 @@ import type { RuntimeRuleSpec } from "../crds/types.gen.ts";
 import { createCA } from "../operator/ca/keypair.ts";
 import { issueLeaf } from "../operator/ca/leaf.ts";
 import { configFromEnv } from "../operator/config.ts";
-import { buildSecureServer } from "../operator/secure-server.ts";
+import { buildSecureServer } from "../operator/server/app.ts";
 import { fromVulnerabilityReport } from "../scans/parse.ts";
 import { ScanIndex } from "../scans/scan-index.ts";
 import type { RuleRef } from "../policy/vulnerabilities.ts";

@@ -10,13 +10,11 @@ import type { APIPolicy } from "../../crds/types.gen.ts";
 import { jwksURIs, policyDocument, type PolicyDocument } from "../../policy/authz.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import { authenticatePod, SignRejection } from "../ca/issuer.ts";
-import { POLICY_VERSION_ANNOTATION } from "../controllers/apipolicy.ts";
 import type { TenetObject } from "../../common/objects.ts";
 import type { Informer } from "../runtime/informer.ts";
 import { JWKSFetcher, type JWKSFetcherOptions } from "./jwks.ts";
+import { FieldManagers, POLICY_VERSION_ANNOTATION } from "../../common/names.ts";
 
-export { POLICY_VERSION_ANNOTATION };
-export const POLICY_FIELD_MANAGER = "tenet-policy";
 
 export interface PolicyDistribution {
   routes(app: FastifyInstance): void;
@@ -162,7 +160,7 @@ class VersionRecorder {
         await this.kube.apply(
           resourcePath(Resources.pods, pod.metadata.namespace, pod.metadata.name),
           { apiVersion: "v1", kind: "Pod", metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace, annotations: { [POLICY_VERSION_ANNOTATION]: version } } },
-          POLICY_FIELD_MANAGER,
+          FieldManagers.policy,
         );
         this.written.set(key, version);
         this.log.debug({ pod: key, version }, "policy version recorded on the pod");

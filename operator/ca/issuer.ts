@@ -11,12 +11,12 @@ import { spiffeID as spiffeIDFor } from "../../pki/spiffe-id.ts";
 import { selectsPod } from "../controllers/serviceidentity.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { TenetObject } from "../../common/objects.ts";
-import { durationSeconds, identityAttributes, QUARANTINE_LABEL } from "./attributes.ts";
+import { durationSeconds, identityAttributes } from "./attributes.ts";
 import type { LoadedAuthorities } from "./authorities.ts";
 import { issueLeaf, LeafRequestError } from "./leaf.ts";
 import { CSRError, parseCSR } from "../../pki/csr.ts";
+import { QUARANTINE_LABEL, TOKEN_AUDIENCE } from "../../common/names.ts";
 
-export const TOKEN_AUDIENCE = "tenet";
 
 export class SignRejection extends Error {
   constructor(

@@ -4,9 +4,8 @@
 // serial is not recorded could never be revoked.
 import { isConflict, isNotFound, resourcePath, Resources, type Kube } from "../../common/kube.ts";
 import type { CachedPod } from "../cache/pods.ts";
+import { CERTIFICATES_ANNOTATION, FieldManagers } from "../../common/names.ts";
 
-export const CERTIFICATES_ANNOTATION = "tenet.dev/certificates";
-const FIELD_MANAGER = "tenet-ca";
 
 /** serial (lowercase hex) → notAfter (RFC 3339); unreadable annotations count as empty. */
 export function serialsOf(pod: Pick<CachedPod, "metadata">): Record<string, string> {
@@ -40,7 +39,7 @@ export async function recordIssued(kube: Kube, pod: CachedPod, serial: string, n
         path,
         "merge",
         { metadata: { resourceVersion: current.metadata.resourceVersion, annotations: { [CERTIFICATES_ANNOTATION]: JSON.stringify(serials) } } },
-        { fieldManager: FIELD_MANAGER },
+        { fieldManager: FieldManagers.ca },
       );
       return written?.metadata?.labels ?? {};
     } catch (err) {

@@ -7,6 +7,7 @@ import type { Logger } from "../../common/logger.ts";
 import { isAlreadyExists, isConflict, isNotFound, resourcePath, Resources, type Kube } from "../../common/kube.ts";
 import { Informer } from "../runtime/informer.ts";
 import type { KubeObject } from "../../common/objects.ts";
+import { PART_OF_TENET, REVOCATIONS_CONFIGMAP } from "../../common/names.ts";
 
 export interface RevocationEntry {
   serial: string;
@@ -38,7 +39,7 @@ export class RevocationList {
     private readonly kube: Kube,
     private readonly log: Logger,
     private readonly namespace: string,
-    private readonly name = "tenet-revocations",
+    private readonly name = REVOCATIONS_CONFIGMAP,
   ) {}
 
   get etag() {
@@ -83,7 +84,7 @@ export class RevocationList {
       ...(base ?? {}),
       apiVersion: "v1",
       kind: "ConfigMap",
-      metadata: { ...(base?.metadata ?? { name: this.name, namespace: this.namespace }), labels: { "app.kubernetes.io/part-of": "tenet" } },
+      metadata: { ...(base?.metadata ?? { name: this.name, namespace: this.namespace }), labels: { ...PART_OF_TENET } },
       data: { [KEY]: JSON.stringify(doc, null, 1) },
     };
   }

@@ -6,6 +6,7 @@ import { compileSelector } from "../../policy/selector.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import type { StatusPlan } from "./status-reconciler.ts";
 import { verdictFrom } from "./status-reconciler.ts";
+import { POLICY_VERSION_ANNOTATION } from "../../common/names.ts";
 
 export const Reasons = {
   Valid: "PolicyValid",
@@ -29,9 +30,6 @@ export function pathPatternProblem(pattern: string): string | undefined {
   }
   return undefined;
 }
-
-/** The pod annotation where the operator records the document version it served the pod's enforcer. */
-export const POLICY_VERSION_ANNOTATION = "tenet.dev/policy-version";
 
 /**
  * Status: workloads = pods selected; compiledVersion = hash of this policy's spec; enforcers = selected

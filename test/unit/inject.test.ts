@@ -4,14 +4,8 @@
 import { strict as assert } from "node:assert";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import {
-  ENFORCER_CONTAINER,
-  InjectionError,
-  injectPod,
-  shouldInject,
-  type InjectDecision,
-  type InjectionConfig,
-} from "../../operator/admission/inject.ts";
+import { InjectionError, injectPod, shouldInject, type InjectDecision, type InjectionConfig } from "../../operator/admission/inject.ts";
+import { ENFORCER_CONTAINER } from "../../common/names.ts";
 import { applyPatch, jsonPatch, PatchError, type Operation } from "../../operator/admission/patch.ts";
 
 const GOLDEN_DIR = path.resolve(import.meta.dirname, "../golden/inject");
