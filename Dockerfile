@@ -1,5 +1,5 @@
-# One image, two entrypoints: the operator (args: operator/main.ts) and, later, the
-# enforcer sidecar. Built by hack/kind.sh for users with Docker; not used in CI.
+# One image, two entrypoints: the operator (args: operator/main.ts) and the injected
+# enforcer sidecar (args: enforcer/main.ts). Built by hack/kind.sh for users with Docker; not used in CI.
 FROM node:20-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -11,9 +11,12 @@ ENV NODE_ENV=production
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./
 COPY common ./common
+COPY pki ./pki
 COPY crds ./crds
 COPY policy ./policy
+COPY scans ./scans
 COPY operator ./operator
+COPY enforcer ./enforcer
 USER 65532:65532
 ENTRYPOINT ["node", "--import", "tsx"]
 CMD ["operator/main.ts"]

@@ -1,4 +1,5 @@
-// The AdmissionReview transport: strict decoding (content type, size, nesting depth, shape),
+// The AdmissionReview transport: strict decoding (content type, size, shape; nesting depth in
+// operator/server/json.ts),
 // the request uid echoed, always an admission.k8s.io/v1 answer. Handlers are plain functions
 // (request → result) that never see fastify; a handler that throws becomes a deliberate
 // denial that names the error, never a silent allow.

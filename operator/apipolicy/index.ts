@@ -14,6 +14,7 @@ import type { TenetObject } from "../../common/objects.ts";
 import type { Informer } from "../runtime/informer.ts";
 import { JWKSFetcher, type JWKSFetcherOptions } from "./jwks.ts";
 import { FieldManagers, POLICY_VERSION_ANNOTATION } from "../../common/names.ts";
+import { bearerToken, etagMatches } from "../../common/http.ts";
 
 
 export interface PolicyDistribution {
@@ -58,8 +59,7 @@ export function createPolicyDistribution(ctx: {
     onKeysChanged: (cb) => listeners.push(cb),
     routes(app) {
       app.get("/v1/policy", async (req, reply) => {
-        const auth = req.headers.authorization;
-        const token = auth?.startsWith("Bearer ") ? auth.slice(7).trim() : undefined;
+        const token = bearerToken(req.headers.authorization);
         let pod: CachedPod;
         try {
           pod = await authenticatePod(token, { kube: ctx.kube, pods: ctx.pods });
@@ -82,15 +82,6 @@ export function createPolicyDistribution(ctx: {
       await recorder.stop();
     },
   };
-}
-
-/** If-None-Match: a list of (possibly weak) entity tags, or "*". */
-export function etagMatches(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
-  return header.split(",").some((t) => {
-    const v = t.trim().replace(/^W\//, "");
-    return v === "*" || v === etag;
-  });
 }
 
 /** Documents memoized per (namespace, labels) until any APIPolicy changes. */

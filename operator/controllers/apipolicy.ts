@@ -2,7 +2,7 @@
 // scopes, that path patterns and inline JWKS are usable — and counts protected workloads.
 import type { APIPolicy } from "../../crds/types.gen.ts";
 import { jwksProblem, policyDocument, specVersion } from "../../policy/authz.ts";
-import { compileSelector } from "../../policy/selector.ts";
+import { selectorMatcher } from "../../policy/selector.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import type { StatusPlan } from "./status-reconciler.ts";
 import { verdictFrom } from "./status-reconciler.ts";
@@ -78,8 +78,9 @@ export function planAPIPolicy(policy: APIPolicy, podsInNamespace: CachedPod[], p
 
   let workloads = 0;
   let enforcers: number | undefined;
-  try {
-    const matches = compileSelector(policy.spec.selector);
+  const { matches, error } = selectorMatcher(policy.spec.selector);
+  if (error) problems.unshift({ reason: Reasons.InvalidSelector, message: `spec.selector: ${error}` });
+  else {
     const selected = podsInNamespace.filter((p) => !p.metadata.deletionTimestamp && matches(p.metadata.labels));
     workloads = selected.length;
     if (policiesInNamespace) {
@@ -97,8 +98,6 @@ export function planAPIPolicy(policy: APIPolicy, podsInNamespace: CachedPod[], p
         if (recorded === current) enforcers++;
       }
     }
-  } catch (err) {
-    problems.unshift({ reason: Reasons.InvalidSelector, message: `spec.selector: ${(err as Error).message}` });
   }
 
   const rules = policy.spec.rules?.length ?? 0;

@@ -17,7 +17,7 @@ import { resourcePath, Resources } from "../../common/kube.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { RuntimeRule } from "../../crds/types.gen.ts";
 import { ImageRefError, parseImage, repositoryOf } from "../../common/images.ts";
-import { compileSelector } from "../../policy/selector.ts";
+import { matcherOf } from "../../policy/selector.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
 import type { ScanFeed } from "../../scans/informers.ts";
 import { serialsOf } from "../ca/pod-serials.ts";
@@ -454,16 +454,5 @@ function describe(d: PostureDetail | undefined): string {
   return d.rule ? `RuntimeRule ${d.rule} (${d.reason}): ${d.message}` : `${d.reason}: ${d.message}`;
 }
 
-const matchers = new WeakMap<object, (l: Record<string, string> | undefined) => boolean>();
-function safeMatcher(r: Rule): (l: Record<string, string> | undefined) => boolean {
-  let m = matchers.get(r.spec);
-  if (!m) {
-    try {
-      m = compileSelector(r.spec.selector ?? {});
-    } catch {
-      m = () => true; // as evaluatePod: a bad selector applies to every pod
-    }
-    matchers.set(r.spec, m);
-  }
-  return m;
-}
+/** As evaluatePod: the rule's selector, compiled once per spec; one that does not compile matches nothing (ADR 6). */
+const safeMatcher = (r: Rule) => matcherOf(r.spec);
