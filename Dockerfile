@@ -12,8 +12,9 @@ COPY common ./common
 COPY crds ./crds
 COPY enforcer ./enforcer
 COPY operator ./operator
+COPY pki ./pki
 COPY policy ./policy
-COPY webhook ./webhook
+COPY scans ./scans
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS enforcer

@@ -9,7 +9,9 @@ import * as x509 from "@peculiar/x509";
 import { AsnParser } from "@peculiar/asn1-schema";
 import { Certificate } from "@peculiar/asn1-x509";
 import { CertificationRequest } from "@peculiar/asn1-csr";
-import { createCA, issueLeaf, parseCSR } from "../operator/ca/x509.ts";
+import { createCA } from "../operator/ca/keypair.ts";
+import { issueLeaf } from "../operator/ca/leaf.ts";
+import { parseCSR } from "../pki/csr.ts";
 
 // 5 interleaved rounds of 0.6 s per measurement (3 s each in all); the ratio is the median of the
 // per-round ratios, so a burst of load from elsewhere on the machine skews one round, not the result.

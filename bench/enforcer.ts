@@ -3,7 +3,7 @@
 // same run. Two measurements, interleaved by round:
 //   fixed rate (BENCH_RATE, default 1,000 req/s, steady schedule, µs histograms): added p50/p99;
 //   full speed (BENCH_CONNECTIONS keep-alive connections, default 10): throughput ratio.
-// The CA and certificates are made in-process (operator/ca/x509.ts) and the enforcer runs as a
+// The CA and certificates are made in-process (operator/ca/keypair.ts, leaf.ts) and the enforcer runs as a
 // child in static mode (TENET_ENFORCER_STATIC_DIR: certificate, bundle and policy from files).
 // Knobs: BENCH_SECONDS (per phase and target, default 3), BENCH_ROUNDS (default 3; medians are
 // reported), BENCH_RATE, BENCH_CONNECTIONS, BENCH_CHILD_NODE_OPTIONS (e.g. "--cpu-prof").
@@ -14,7 +14,8 @@ import os from "node:os";
 import path from "node:path";
 import { createHistogram } from "node:perf_hooks";
 import { createInterface } from "node:readline";
-import { createCA, issueLeaf } from "../operator/ca/x509.ts";
+import { createCA } from "../operator/ca/keypair.ts";
+import { issueLeaf } from "../operator/ca/leaf.ts";
 import crypto from "node:crypto";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);

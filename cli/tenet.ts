@@ -5,7 +5,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { readCertIdentity, splitPEM, svidViolations, type CertIdentity } from "../operator/ca/x509.ts";
+import { readCertIdentity, type CertIdentity } from "../pki/certificate.ts";
+import { splitPEM } from "../pki/pem.ts";
+import { svidViolations } from "../pki/svid.ts";
 
 export const USAGE = `usage: tenet inspect cert <file | -> [--json]
 

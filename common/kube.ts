@@ -22,6 +22,26 @@ export const isConflict = (e: unknown) => e instanceof KubeError && e.code === 4
 export const isAlreadyExists = (e: unknown) => e instanceof KubeError && e.code === 409 && e.reason === "AlreadyExists";
 export const isGone = (e: unknown) => e instanceof KubeError && e.code === 410;
 
+/** Returned by a retryOnConflict attempt that wants another try without a conflict (e.g. it recreated the object). */
+export const RETRY = Symbol("retry");
+
+/**
+ * Optimistic concurrency, the one way Tenet does it: runs `attempt` (a read-modify-write guarded
+ * by resourceVersion) until it finishes without a 409 Conflict, at most `attempts` times (5);
+ * any other error propagates at once. After the last conflict, throws Error(`exhausted`).
+ */
+export async function retryOnConflict<T>(attempt: (n: number) => Promise<T | typeof RETRY>, exhausted: string, attempts = 5): Promise<T> {
+  for (let n = 0; n < attempts; n++) {
+    try {
+      const r = await attempt(n);
+      if (r !== RETRY) return r as T;
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+    }
+  }
+  throw new Error(exhausted);
+}
+
 export type PatchType = "merge" | "json" | "apply";
 const patchContentType: Record<PatchType, string> = {
   merge: "application/merge-patch+json",

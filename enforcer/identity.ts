@@ -6,7 +6,8 @@ import "reflect-metadata";
 import crypto from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import type { Logger } from "../common/logger.ts";
-import { readCertIdentity } from "../operator/ca/x509.ts";
+import { readCertIdentity } from "../pki/certificate.ts";
+import { pemEncode } from "../pki/pem.ts";
 import { operatorError, type OperatorClient } from "./operator-client.ts";
 
 x509.cryptoProvider.set(crypto.webcrypto as Crypto);
@@ -28,7 +29,7 @@ export async function newKeyAndCSR(commonName: string): Promise<{ keyPem: string
   const keys = (await crypto.webcrypto.subtle.generateKey(ECDSA, true, ["sign", "verify"])) as CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${commonName.replace(/[,+="\\<>;#]/g, "_")}`, keys, signingAlgorithm: ECDSA });
   const pkcs8 = Buffer.from(await crypto.webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString("base64").replace(/.{64}/g, "$&\n").replace(/\n?$/, "\n")}-----END PRIVATE KEY-----\n`;
+  const keyPem = pemEncode("PRIVATE KEY", pkcs8);
   return { keyPem, csrPem: csr.toString("pem") };
 }
 

@@ -8,7 +8,7 @@ import https from "node:https";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "../common/logger.ts";
-import { readCertIdentity } from "../operator/ca/x509.ts";
+import { readCertIdentity } from "../pki/certificate.ts";
 import type { Caller, Decision } from "../policy/authz-contract.ts";
 import { auditPath, type Audit, type AuditRecord } from "./audit.ts";
 import type { EnforcerConfig } from "./config.ts";

@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { Server } from "node:net";
 import { createLogger } from "../common/logger.ts";
-import { readCertIdentity } from "../operator/ca/x509.ts";
+import { readCertIdentity } from "../pki/certificate.ts";
 import { createAudit } from "./audit.ts";
 import { ConfigError, enforcerConfigFromEnv, type EnforcerConfig } from "./config.ts";
 import { IdentityManager, type Credentials } from "./identity.ts";

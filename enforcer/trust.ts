@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { Logger } from "../common/logger.ts";
-import { splitPEM } from "../operator/ca/x509.ts";
+import { pemEncode, splitPEM } from "../pki/pem.ts";
 import type { OperatorClient } from "./operator-client.ts";
 
 export class TrustStore {
@@ -102,7 +102,7 @@ export class TrustStore {
       const h = createHash("sha256").update(der).digest("hex");
       if (seen.has(h)) continue;
       seen.add(h);
-      pems.push(`-----BEGIN CERTIFICATE-----\n${der.toString("base64").replace(/.{64}/g, "$&\n").replace(/\n?$/, "\n")}-----END CERTIFICATE-----\n`);
+      pems.push(pemEncode("CERTIFICATE", der));
     }
     const next = pems.join("") || undefined;
     if (next === this.bundlePem) return;

@@ -1,25 +1,31 @@
-// Wires informers, controllers, leader election and the health server into one operator.
-// Every replica keeps warm caches (later: serves webhooks and the CA); only the leader
-// runs the controllers.
+// Wires the operator together: the shared caches (informers), the features (identity,
+// admission, APIPolicy distribution, posture) and the secure server they serve on, the status
+// controllers, leader election and the health server. Every replica keeps warm caches and
+// serves HTTPS; only the leader runs the controllers. Features are constructed first (no I/O),
+// then the caches sync, the CA loads and the server listens: nothing is bound late.
 import type { Logger } from "../common/logger.ts";
 import { Resources, type Kube } from "../common/kube.ts";
+import type { TenetObject } from "../common/objects.ts";
 import type { APIPolicy, RuntimeRule, ServiceIdentity } from "../crds/types.gen.ts";
+import { createScanFeed } from "../scans/informers.ts";
+import { createAdmission } from "./admission/index.ts";
+import { createPolicyDistribution } from "./apipolicy/index.ts";
+import { createIdentity } from "./ca/index.ts";
+import { toCachedNamespace, type CachedNamespace } from "./cache/namespaces.ts";
 import { toCachedPod, type CachedPod } from "./cache/pods.ts";
 import type { OperatorConfig } from "./config.ts";
-import { createAdmission } from "./admission/index.ts";
-import { startIdentity } from "./ca/index.ts";
 import { planAPIPolicy } from "./controllers/apipolicy.ts";
-import { createPolicyDistribution } from "./policy/index.ts";
 import { planRuntimeRule } from "./controllers/runtimerule.ts";
 import { planServiceIdentity } from "./controllers/serviceidentity.ts";
-import { statusReconciler, type StatusPlan, type TenetObject } from "./controllers/status-reconciler.ts";
+import { statusReconciler, type StatusPlan } from "./controllers/status-reconciler.ts";
+import { PostureController } from "./posture/controller.ts";
 import { Controller } from "./runtime/controller.ts";
 import { EventRecorder } from "./runtime/events.ts";
 import { buildHealthServer } from "./runtime/health.ts";
 import { Informer, objectKey } from "./runtime/informer.ts";
 import { LeaderElector } from "./runtime/leader.ts";
-import { PostureController } from "./posture/controller.ts";
 import { RuntimeMetrics } from "./runtime/metrics.ts";
+import { SecureServer, servingIdentity } from "./server/index.ts";
 
 export interface RunningOperator {
   /** Graceful: in-flight reconciles finish, the Lease is released, servers close. */
@@ -36,10 +42,11 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
     new Informer<T>(kube, log, { name, resource, transform, resyncMs: cfg.resyncMs, onRestart: () => metrics.informerRestarts.inc({ informer: name }) });
 
   const pods = informer<CachedPod>("pods", Resources.pods, toCachedPod);
+  const namespaces = new Informer<CachedNamespace>(kube, log.child({ component: "admission" }), { name: "namespaces", resource: Resources.namespaces, transform: toCachedNamespace });
   const identities = informer<ServiceIdentity & TenetObject>("serviceidentities", Resources.serviceIdentities);
   const policies = informer<APIPolicy & TenetObject>("apipolicies", Resources.apiPolicies);
   const rules = informer<RuntimeRule & TenetObject>("runtimerules", Resources.runtimeRules);
-  const policyDistribution = createPolicyDistribution({ kube, log, pods, policies });
+  const scans = createScanFeed({ kube, log, namespace: cfg.namespace });
 
   const controllerFor = <T extends TenetObject>(name: string, kind: string, inf: Informer<T>, resource: { group: string; version: string; plural: string }, plan: (o: T, now: Date) => StatusPlan) => {
     const c = new Controller({
@@ -57,49 +64,31 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
     return c;
   };
 
-  const controllers = [
-    controllerFor("serviceidentity", "ServiceIdentity", identities, Resources.serviceIdentities, (si) =>
-      planServiceIdentity(si, pods.listNamespace(si.metadata.namespace!), identities.listNamespace(si.metadata.namespace!), cfg.trustDomain),
-    ),
-    controllerFor("apipolicy", "APIPolicy", policies, Resources.apiPolicies, (p) =>
-      planAPIPolicy(p, pods.listNamespace(p.metadata.namespace!), policies.listNamespace(p.metadata.namespace!), policyDistribution.jwks),
-    ),
-    controllerFor("runtimerule", "RuntimeRule", rules, Resources.runtimeRules, (r, now) => planRuntimeRule(r, pods.listNamespace(r.metadata.namespace!), now)),
-  ];
-
-  // New issuer keys change the documents, so which enforcers run the current one.
-  policyDistribution.onKeysChanged(() => policies.list().forEach((p) => controllers[1].enqueue(objectKey(p))));
-
-  let identity: Awaited<ReturnType<typeof startIdentity>> | undefined;
-  const admission = createAdmission({
-    kube,
-    cfg,
-    log,
-    metrics,
-    events,
-    rules,
-    injection: cfg.injection,
-    bundle: () => identity?.store.authorities?.bundlePem,
-    securePort: () => identity?.securePort() ?? 0,
-  });
+  // The features. Constructed without I/O, so each gets the others' objects, not late-bound closures.
+  const identity = createIdentity({ kube, cfg, log, metrics, events, pods, identities });
+  const server = new SecureServer(log, { host: cfg.secureHost, port: cfg.securePort, identity: servingIdentity(cfg) }, identity.servingCertificates);
+  const admission = createAdmission({ kube, cfg, log, metrics, events, namespaces, rules, scans: scans.index, trust: identity.store, server });
+  const policyDistribution = createPolicyDistribution({ kube, log, pods, policies });
   // Rescans: registered before the informers start, so every pod and report reaches its index.
-  const posture = new PostureController({
-    kube,
-    cfg,
-    log,
-    metrics,
-    events,
-    pods,
-    rules,
-    scans: admission.scans,
-    sources: admission.sources,
-    revocations: () => identity?.revocations,
-  });
-  const informers = [pods, identities, policies, rules, ...admission.informers, posture.policies.informer];
+  const posture = new PostureController({ kube, cfg, log, metrics, events, pods, rules, namespaces, scans, revocations: identity.revocations });
+  server.routes(identity.routes).routes(admission.routes).routes(policyDistribution.routes);
+
+  const serviceIdentityStatus = controllerFor("serviceidentity", "ServiceIdentity", identities, Resources.serviceIdentities, (si) =>
+    planServiceIdentity(si, pods.listNamespace(si.metadata.namespace!), identities.listNamespace(si.metadata.namespace!), cfg.trustDomain),
+  );
+  const apiPolicyStatus = controllerFor("apipolicy", "APIPolicy", policies, Resources.apiPolicies, (p) =>
+    planAPIPolicy(p, pods.listNamespace(p.metadata.namespace!), policies.listNamespace(p.metadata.namespace!), policyDistribution.jwks),
+  );
+  const runtimeRuleStatus = controllerFor("runtimerule", "RuntimeRule", rules, Resources.runtimeRules, (r, now) => planRuntimeRule(r, pods.listNamespace(r.metadata.namespace!), now));
+  // New issuer keys change the documents, so which enforcers run the current one.
+  policyDistribution.onKeysChanged(() => policies.list().forEach((p) => apiPolicyStatus.enqueue(objectKey(p))));
+  const controllers: Controller[] = [serviceIdentityStatus, apiPolicyStatus, runtimeRuleStatus, identity.controller, admission.controller, posture];
+
+  const informers = [pods, identities, policies, rules, namespaces, ...scans.informers, posture.policies.informer];
   const health = buildHealthServer(metrics, () => {
     const pending = informers.filter((i) => !i.hasSynced).map((i) => i.name);
     if (pending.length) return { ready: false, detail: `waiting for caches: ${pending.join(", ")}` };
-    if (!identity?.serving()) return { ready: false, detail: `HTTPS endpoint not serving: ${identity?.store.error ?? "starting"}` };
+    if (!server.serving()) return { ready: false, detail: `HTTPS endpoint not serving: ${server.problem()}` };
     return { ready: true, detail: "ok" };
   });
   await health.listen({ host: cfg.healthHost, port: cfg.healthPort });
@@ -110,13 +99,8 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   await Promise.all(informers.map((i) => i.start()));
   log.info({ ms: Date.now() - started, pods: pods.size, serviceIdentities: identities.size, apiPolicies: policies.size, runtimeRules: rules.size }, "caches synced");
 
-  identity = await startIdentity({ kube, cfg, log, metrics, events, pods, identities, routes: (app) => {
-    admission.routes(app);
-    policyDistribution.routes(app);
-  } });
-  identity.store.onChange(() => admission.refreshConfigurations());
-  admission.refreshConfigurations();
-  controllers.push(identity.controller, admission.controller, posture);
+  await identity.start();
+  await server.start();
 
   const startControllers = () => controllers.forEach((c) => c.start());
   let elector: LeaderElector | undefined;
@@ -143,11 +127,12 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   return {
     metrics,
     healthPort,
-    securePort: () => identity!.securePort(),
+    securePort: () => server.port(),
     async stop() {
       await Promise.all(controllers.map((c) => c.stop()));
       await elector?.release();
-      await identity!.stop();
+      await server.stop();
+      await identity.stop();
       await policyDistribution.stop();
       informers.forEach((i) => i.stop());
       await health.close();

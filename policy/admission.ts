@@ -2,10 +2,11 @@
 // the namespace whose selector matches, every container image once per rule, one message that lists
 // every violation of every enforcing rule. Pure: caches and clock come from the caller.
 
-import { compileSelector, type LabelMatcher } from "./selector.ts";
-import { ImageRefError, parseImage, type ImageRef } from "./images.ts";
+import { matcherOf } from "./selector.ts";
+import { ImageRefError, parseImage, type ImageRef } from "../common/images.ts";
 import { containersOf, groupViolations, podSecurityViolations, type PodSecurityViolation } from "./podsecurity.ts";
-import type { ScanIndex, ScanRecord } from "./scans.ts";
+import type { ScanRecord } from "../scans/records.ts";
+import type { ScanIndex } from "../scans/scan-index.ts";
 import { describeImageProblem, evaluateImage, formatExceeded, type Decision, type ImageVerdict, type RuleRef } from "./vulnerabilities.ts";
 import type { RuntimeRuleSpec } from "../crds/types.gen.ts";
 
@@ -45,24 +46,8 @@ export const MAX_WARNINGS = 10;
 /** One item of a message (a violation, or alike violations together) never takes more than this. */
 const MAX_ITEM = 400;
 
-// Selectors compile once per rule spec; the webhook rebuilds RuleRefs per request, but the spec
-// object stays the same while the cached RuntimeRule does.
-const selectorCache = new WeakMap<RuntimeRuleSpec, LabelMatcher>();
-
-function matcherOf(spec: RuntimeRuleSpec): LabelMatcher {
-  let m = selectorCache.get(spec);
-  if (!m) {
-    try {
-      m = compileSelector(spec.selector ?? {});
-    } catch {
-      // The CRD schema makes this unreachable (operator is an enum); if a bad selector slips
-      // through, the rule applies to every pod: failing closed beats silently exempting pods.
-      m = () => true;
-    }
-    selectorCache.set(spec, m);
-  }
-  return m;
-}
+// Selectors compile once per rule spec (policy/selector.ts matcherOf): the webhook rebuilds RuleRefs per
+// request, but the spec object stays the same while the cached RuntimeRule does.
 
 // Parsed images by reference; pods of one workload repeat the same few strings.
 const imageCache = new Map<string, ImageRef | ImageRefError>();

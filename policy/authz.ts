@@ -14,7 +14,8 @@ import {
 } from "jose";
 import type { APIPolicy, APIPolicyPeer, APIPolicyRule, APIPolicyRuleJwt, APIPolicySpec } from "../crds/types.gen.ts";
 import type { AuthzRequest, Caller, Decision, PolicyDocument } from "./authz-contract.ts";
-import { compileSelector } from "./selector.ts";
+import { selectorMatcher } from "./selector.ts";
+import { bearerToken } from "../common/http.ts";
 
 export type { AuthzRequest, Caller, Decision, PolicyDocument } from "./authz-contract.ts";
 
@@ -65,13 +66,8 @@ export function policyDocument(
   const selected: PolicyDocument["policies"] = [];
   for (const p of policies) {
     if (p.metadata.namespace !== namespace || p.metadata.deletionTimestamp) continue;
-    let matches: ReturnType<typeof compileSelector>;
-    try {
-      matches = compileSelector(p.spec?.selector);
-    } catch {
-      continue; // an unusable selector selects nothing; the APIPolicy controller reports it
-    }
-    if (matches(podLabels)) selected.push({ namespace, name: p.metadata.name!, spec: p.spec });
+    // A selector that does not compile selects nothing; the APIPolicy controller reports it.
+    if (selectorMatcher(p.spec?.selector).matches(podLabels)) selected.push({ namespace, name: p.metadata.name!, spec: p.spec });
   }
   selected.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   if (!selected.length) return { version: "empty", policies: selected };
@@ -328,7 +324,7 @@ export function compilePolicy(doc: PolicyDocument, opts: CompileOptions = {}): C
     }
     const mode = candidates.some((c) => c.api.mode === "enforce") ? "enforce" : "audit";
     const caller = req.caller;
-    const token = bearer(req.authorization);
+    const token = bearerToken(req.authorization);
     const ns = caller ? (caller.namespace ?? namespaceOf(caller.spiffeID)) : undefined;
 
     let auditDeny: { rule: CompiledRule; api: string; scope: string } | undefined;
@@ -380,12 +376,6 @@ function deny(mode: "enforce" | "audit", status: number, reason: string, message
 
 /** Caller-supplied text in a message: bounded and printable. */
 const safe = (s: string) => s.replace(/[^\x20-\x7e]/g, "?").slice(0, 256);
-
-function bearer(h: string | undefined): string | undefined {
-  if (!h) return undefined;
-  const m = /^Bearer\s+([^\s]+)\s*$/i.exec(h);
-  return m ? m[1] : undefined;
-}
 
 export function namespaceOf(spiffeID: string): string | undefined {
   return /^spiffe:\/\/[^/]+\/ns\/([^/]+)\//.exec(spiffeID)?.[1];

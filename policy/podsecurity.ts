@@ -4,7 +4,7 @@
 
 import { posix } from "node:path";
 import type { RuntimeRulePodSecurity } from "../crds/types.gen.ts";
-import { hasPathPrefix, ImageRefError, normalizeRegistryEntry, parseImage, repositoryOf, type ImageRef } from "./images.ts";
+import { hasPathPrefix, ImageRefError, normalizeRegistryEntry, parseImage, repositoryOf, type ImageRef } from "../common/images.ts";
 
 export interface PodSecurityViolation {
   /** e.g. "spec.initContainers[0].securityContext.privileged" */

@@ -48,3 +48,29 @@ export function formatSelector(sel: LabelSelector | undefined): string {
   }
   return parts.length ? parts.join(",") : "(everything)";
 }
+
+/** What a selector that cannot be compiled matches: nothing. */
+export const MATCHES_NOTHING: LabelMatcher = () => false;
+
+/**
+ * THE rule for selectors everywhere in Tenet (ADR 6): a selector that fails to compile (an
+ * unknown operator; the CRD schemas make it unreachable through the API server) matches
+ * nothing, and `error` says why so the object's status can report it (reason InvalidSelector).
+ * It never extends an object to pods its author did not mean.
+ */
+export function selectorMatcher(sel: LabelSelector | undefined): { matches: LabelMatcher; error?: string } {
+  try {
+    return { matches: compileSelector(sel) };
+  } catch (err) {
+    return { matches: MATCHES_NOTHING, error: (err as Error).message };
+  }
+}
+
+const compiled = new WeakMap<object, LabelMatcher>();
+
+/** selectorMatcher(owner.selector).matches, compiled once per owner object (a cached spec: the same object until it changes). */
+export function matcherOf(owner: { selector?: LabelSelector }): LabelMatcher {
+  let m = compiled.get(owner);
+  if (!m) compiled.set(owner, (m = selectorMatcher(owner.selector ?? {}).matches));
+  return m;
+}

@@ -3,8 +3,8 @@
 // verdict everywhere and stops working at the same instant.
 
 import type { RuntimeRuleSpec, RuntimeRuleVulnerabilities } from "../crds/types.gen.ts";
-import { hasPathPrefix, repositoryOf, repositoryPrefixes, type ImageRef } from "./images.ts";
-import { SUMMARY_ONLY_ID, type ScanRecord, type Severity, type Vulnerability } from "./scans.ts";
+import { hasPathPrefix, repositoryOf, repositoryPrefixes, type ImageRef } from "../common/images.ts";
+import { SUMMARY_ONLY_ID, type ScanRecord, type Severity, type Vulnerability } from "../scans/records.ts";
 
 export interface RuleRef {
   namespace: string;

@@ -9,9 +9,13 @@
 //                               updates that do not change the spec are not sent (matchConditions)
 // kube-system and Tenet's own namespace are always exempt, by the immutable
 // kubernetes.io/metadata.name label, so a broken Tenet can always be repaired.
-
-export const WEBHOOK_CONFIG_NAME = "tenet";
-const NAME_LABEL = "kubernetes.io/metadata.name";
+// webhookConfigController (leader only) applies them, with the current trust bundle as caBundle.
+import { isNotFound, resourcePath, type Kube } from "../../common/kube.ts";
+import type { Logger } from "../../common/logger.ts";
+import { FieldManagers, INJECT_NAMESPACE_LABEL, NAMESPACE_NAME_LABEL, OPERATOR_NAME, PART_OF_TENET, WEBHOOK_CONFIG_NAME } from "../../common/names.ts";
+import type { OperatorConfig } from "../config.ts";
+import { Controller } from "../runtime/controller.ts";
+import type { RuntimeMetrics } from "../runtime/metrics.ts";
 
 export interface WebhookEndpoint {
   /** Local runs: https://127.0.0.1:<port>. In a cluster: undefined → the Service. */
@@ -27,13 +31,13 @@ function clientConfig(ep: WebhookEndpoint, path: string) {
 }
 
 export function desiredWebhookConfigurations(ep: WebhookEndpoint, tenetNamespace: string) {
-  const exempt = { key: NAME_LABEL, operator: "NotIn", values: [...new Set(["kube-system", tenetNamespace])] };
+  const exempt = { key: NAMESPACE_NAME_LABEL, operator: "NotIn", values: [...new Set(["kube-system", tenetNamespace])] };
   const common = { sideEffects: "None", admissionReviewVersions: ["v1"], timeoutSeconds: ep.timeoutSeconds, matchPolicy: "Equivalent" };
   const podCreate = [{ apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"], scope: "Namespaced" }];
   const mutating = {
     apiVersion: "admissionregistration.k8s.io/v1",
     kind: "MutatingWebhookConfiguration",
-    metadata: { name: WEBHOOK_CONFIG_NAME, labels: { "app.kubernetes.io/part-of": "tenet" } },
+    metadata: { name: WEBHOOK_CONFIG_NAME, labels: { ...PART_OF_TENET } },
     webhooks: [
       {
         name: "inject.tenet.dev",
@@ -41,7 +45,7 @@ export function desiredWebhookConfigurations(ep: WebhookEndpoint, tenetNamespace
         rules: podCreate,
         failurePolicy: "Fail",
         reinvocationPolicy: "Never",
-        namespaceSelector: { matchLabels: { "tenet.dev/inject": "enabled" }, matchExpressions: [exempt] },
+        namespaceSelector: { matchLabels: { [INJECT_NAMESPACE_LABEL]: "enabled" }, matchExpressions: [exempt] },
         ...common,
       },
       {
@@ -50,7 +54,7 @@ export function desiredWebhookConfigurations(ep: WebhookEndpoint, tenetNamespace
         rules: podCreate,
         failurePolicy: "Ignore",
         reinvocationPolicy: "Never",
-        namespaceSelector: { matchExpressions: [exempt, { key: "tenet.dev/inject", operator: "NotIn", values: ["enabled"] }] },
+        namespaceSelector: { matchExpressions: [exempt, { key: INJECT_NAMESPACE_LABEL, operator: "NotIn", values: ["enabled"] }] },
         ...common,
       },
     ],
@@ -58,7 +62,7 @@ export function desiredWebhookConfigurations(ep: WebhookEndpoint, tenetNamespace
   const validating = {
     apiVersion: "admissionregistration.k8s.io/v1",
     kind: "ValidatingWebhookConfiguration",
-    metadata: { name: WEBHOOK_CONFIG_NAME, labels: { "app.kubernetes.io/part-of": "tenet" } },
+    metadata: { name: WEBHOOK_CONFIG_NAME, labels: { ...PART_OF_TENET } },
     webhooks: [
       {
         name: "validate.tenet.dev",
@@ -79,4 +83,56 @@ export function desiredWebhookConfigurations(ep: WebhookEndpoint, tenetNamespace
     ],
   };
   return { mutating, validating };
+}
+
+/** The CA's side the configurations need: the bundle (their caBundle), and when it changes. */
+export interface TrustBundle {
+  readonly authorities?: { bundlePem: string };
+  onChange(cb: () => void): void;
+}
+
+/**
+ * Leader only: applies both configurations, with the current trust bundle as caBundle; again
+ * whenever the bundle changes. Waits (requeue) until there is a bundle and the server listens.
+ */
+export function webhookConfigController(ctx: { kube: Kube; cfg: OperatorConfig; log: Logger; metrics: RuntimeMetrics; trust: TrustBundle; server: { port(): number } }): Controller {
+  const { kube, cfg } = ctx;
+  const controller = new Controller({
+    name: "webhooks",
+    log: ctx.log,
+    metrics: ctx.metrics,
+    workers: 1,
+    reconcile: async (_key, rlog) => {
+      const bundle = ctx.trust.authorities?.bundlePem;
+      const port = ctx.server.port();
+      if (!bundle || !port) return { requeueAfterMs: 2000 };
+      const { mutating, validating } = desiredWebhookConfigurations(
+        {
+          baseURL: cfg.webhookHost ? `https://${cfg.webhookHost}:${port}` : undefined,
+          service: { namespace: cfg.namespace, name: OPERATOR_NAME, port: 443 },
+          caBundlePEM: bundle,
+          timeoutSeconds: cfg.webhookTimeoutSeconds,
+        },
+        cfg.namespace,
+      );
+      // Owned by Tenet's ClusterRole, so that uninstalling Tenet (kubectl delete -k manifests/)
+      // garbage-collects them: left behind with failurePolicy Fail they would refuse every pod
+      // write in the cluster. The ClusterRole's deletion also takes away the rights to recreate them.
+      const owner = await kube
+        .request("GET", `/apis/rbac.authorization.k8s.io/v1/clusterroles/${encodeURIComponent(cfg.clusterRoleName)}`)
+        .catch((e) => (isNotFound(e) ? undefined : Promise.reject(e)));
+      const ownerReferences = owner?.metadata?.uid
+        ? [{ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", name: cfg.clusterRoleName, uid: owner.metadata.uid }]
+        : undefined;
+      if (!ownerReferences) rlog.warn({ clusterRole: cfg.clusterRoleName }, "Tenet's ClusterRole was not found: the webhook configurations have no owner and must be deleted by hand after an uninstall");
+      for (const c of [mutating, validating]) (c.metadata as any).ownerReferences = ownerReferences;
+      const group = { group: "admissionregistration.k8s.io", version: "v1" };
+      await kube.apply(resourcePath({ ...group, plural: "mutatingwebhookconfigurations" }, undefined, WEBHOOK_CONFIG_NAME), mutating, FieldManagers.operator);
+      await kube.apply(resourcePath({ ...group, plural: "validatingwebhookconfigurations" }, undefined, WEBHOOK_CONFIG_NAME), validating, FieldManagers.operator);
+      rlog.info({ url: cfg.webhookHost ? `https://${cfg.webhookHost}:${port}` : `service ${cfg.namespace}/${OPERATOR_NAME}` }, "webhook configurations applied");
+    },
+  });
+  ctx.trust.onChange(() => controller.enqueue("webhooks"));
+  controller.enqueue("webhooks");
+  return controller;
 }

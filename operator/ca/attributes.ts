@@ -2,12 +2,7 @@
 // ServiceIdentity. Pure: the same pod and identity always give the same attributes.
 import type { ServiceIdentity } from "../../crds/types.gen.ts";
 import type { CachedPod } from "../cache/pods.ts";
-
-/** Containers Tenet injects are not part of the workload's identity. */
-export const TENET_CONTAINER_PREFIX = "tenet-";
-
-export const POSTURE_LABEL = "tenet.dev/posture";
-export const QUARANTINE_LABEL = "tenet.dev/quarantined";
+import { COMMIT_LABEL, POSTURE_LABEL, TENET_CONTAINER_PREFIX, TIER_LABEL } from "../../common/names.ts";
 
 export function identityAttributes(pod: CachedPod, si: ServiceIdentity): Record<string, string> {
   const labels = pod.metadata.labels ?? {};
@@ -18,9 +13,9 @@ export function identityAttributes(pod: CachedPod, si: ServiceIdentity): Record<
   const derived: Record<string, string | undefined> = {
     image: images.join(","),
     "image.digest": digests.length === images.length && digests.length > 0 ? digests.join(",") : undefined,
-    commit: annotations["tenet.dev/commit"] ?? labels["tenet.dev/commit"],
+    commit: annotations[COMMIT_LABEL] ?? labels[COMMIT_LABEL],
     version: labels["app.kubernetes.io/version"] ?? labels["version"],
-    tier: labels["tenet.dev/tier"] ?? labels["tier"],
+    tier: labels[TIER_LABEL] ?? labels["tier"],
     posture: labels[POSTURE_LABEL] ?? "unscanned",
     "pod.name": pod.metadata.name,
     "pod.uid": pod.metadata.uid,

@@ -3,7 +3,8 @@
 //   active   — signs every new certificate (exactly one)
 //   retired  — stays in the bundle until the last certificate it signed has expired
 // planAuthorities() is the whole policy; the store only persists what it returns.
-import { createCA, loadCA, type CAKeyPair } from "./x509.ts";
+import { createCA, loadCA } from "./keypair.ts";
+import { type CAKeyPair } from "./signing.ts";
 
 export type AuthorityStatus = "pending" | "active" | "retired";
 

@@ -9,9 +9,8 @@ import type { ReconcileResult, Reconciler } from "../runtime/controller.ts";
 import { nextPlanAt } from "./authorities.ts";
 import type { CAStore } from "./store.ts";
 import type { RevocationList } from "./revocations.ts";
+import { BUNDLE_CONFIGMAP, BUNDLE_KEY, COMPONENT_LABEL, PART_OF_TENET } from "../../common/names.ts";
 
-export const BUNDLE_CONFIGMAP = "tenet-trust-bundle";
-export const BUNDLE_KEY = "ca.crt";
 const HOUSEKEEPING_MS = 10 * 60_000;
 
 export function caReconciler(deps: { kube: Kube; store: CAStore; revocations: RevocationList; fieldManager: string }): Reconciler {
@@ -32,7 +31,7 @@ export function caReconciler(deps: { kube: Kube; store: CAStore; revocations: Re
         {
           apiVersion: "v1",
           kind: "ConfigMap",
-          metadata: { name: BUNDLE_CONFIGMAP, namespace, labels: { "app.kubernetes.io/part-of": "tenet", "app.kubernetes.io/component": "trust-bundle" } },
+          metadata: { name: BUNDLE_CONFIGMAP, namespace, labels: { ...PART_OF_TENET, [COMPONENT_LABEL]: "trust-bundle" } },
           data: { [BUNDLE_KEY]: bundle },
         },
         deps.fieldManager,

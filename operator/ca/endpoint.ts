@@ -2,7 +2,6 @@
 //   POST /v1/certificates   {"csr": PEM} + Authorization: Bearer <projected token>  → certificate
 //   GET  /v1/bundle         the trust bundle (PEM), with ETag
 //   GET  /v1/revocations    the revocation list (JSON), with ETag / If-None-Match
-import { createHash } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "../../common/logger.ts";
 import type { EventRecorder } from "../runtime/events.ts";
@@ -11,6 +10,7 @@ import { SignRejection } from "./issuer.ts";
 import type { IssuanceStatus } from "./issuance-status.ts";
 import type { CAMetrics } from "./metrics.ts";
 import type { RevocationList } from "./revocations.ts";
+import { bearerToken, etagMatches, strongETag } from "../../common/http.ts";
 
 export const CSR_BODY_LIMIT = 32 * 1024;
 
@@ -27,8 +27,7 @@ export interface CAEndpointDeps {
 export function caRoutes(app: FastifyInstance, deps: CAEndpointDeps) {
   app.post("/v1/certificates", { bodyLimit: CSR_BODY_LIMIT }, async (req, reply) => {
     const end = deps.metrics.signDuration.startTimer();
-    const auth = req.headers.authorization;
-    const token = auth?.startsWith("Bearer ") ? auth.slice(7).trim() : undefined;
+    const token = bearerToken(req.headers.authorization);
     const body = req.body as { csr?: unknown } | undefined;
     try {
       const issued = await deps.issue(token, body && typeof body === "object" ? body.csr : undefined);
@@ -55,16 +54,16 @@ export function caRoutes(app: FastifyInstance, deps: CAEndpointDeps) {
   app.get("/v1/bundle", async (req, reply) => {
     const pem = deps.bundle();
     if (!pem) return reply.code(503).send({ error: { reason: "CAUnavailable", message: "the CA is not loaded" } });
-    const etag = `"${createHash("sha256").update(pem).digest("base64url").slice(0, 22)}"`;
+    const etag = strongETag(pem);
     reply.header("etag", etag).header("cache-control", "no-cache");
-    if (req.headers["if-none-match"] === etag) return reply.code(304).send();
+    if (etagMatches(req.headers["if-none-match"], etag)) return reply.code(304).send();
     return reply.type("application/x-pem-file").send(pem);
   });
 
   app.get("/v1/revocations", async (req, reply) => {
     const { etag, json } = deps.revocations;
     reply.header("etag", etag).header("cache-control", "no-cache");
-    if (req.headers["if-none-match"] === etag) return reply.code(304).send();
+    if (etagMatches(req.headers["if-none-match"], etag)) return reply.code(304).send();
     return reply.type("application/json").send(json);
   });
 }

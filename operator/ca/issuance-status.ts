@@ -2,7 +2,7 @@
 // so counts are batched per identity and added with a resourceVersion-guarded merge patch:
 // two replicas never overwrite each other's increments.
 import type { Logger } from "../../common/logger.ts";
-import { isConflict, isNotFound, resourcePath, Resources, type Kube } from "../../common/kube.ts";
+import { isNotFound, retryOnConflict, resourcePath, Resources, type Kube } from "../../common/kube.ts";
 
 export class IssuanceStatus {
   private pending = new Map<string, { count: number; last: string }>();
@@ -49,7 +49,7 @@ export class IssuanceStatus {
 
   private async add(namespace: string, name: string, count: number, last: string) {
     const path = resourcePath(Resources.serviceIdentities, namespace, name);
-    for (let attempt = 0; attempt < 5; attempt++) {
+    await retryOnConflict(async () => {
       let si;
       try {
         si = await this.kube.get(path);
@@ -58,17 +58,11 @@ export class IssuanceStatus {
         throw err;
       }
       const issued = (si.status?.certificatesIssued ?? 0) + count;
-      try {
-        await this.kube.patch(`${path}/status`, "merge", {
-          metadata: { resourceVersion: si.metadata.resourceVersion },
-          status: { certificatesIssued: issued, lastIssued: last },
-        });
-        return;
-      } catch (err) {
-        if (!isConflict(err)) throw err;
-      }
-    }
-    throw new Error("too many concurrent status updates");
+      await this.kube.patch(`${path}/status`, "merge", {
+        metadata: { resourceVersion: si.metadata.resourceVersion },
+        status: { certificatesIssued: issued, lastIssued: last },
+      });
+    }, "too many concurrent status updates");
   }
 
   async stop() {

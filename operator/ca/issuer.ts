@@ -7,14 +7,16 @@ import { isNotFound, resourcePath, Resources } from "../../common/kube.ts";
 import type { ServiceIdentity } from "../../crds/types.gen.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import { toCachedPod } from "../cache/pods.ts";
-import { selectsPod, spiffeID as spiffeIDFor } from "../controllers/serviceidentity.ts";
+import { spiffeID as spiffeIDFor } from "../../pki/spiffe-id.ts";
+import { selectsPod } from "../controllers/serviceidentity.ts";
 import type { Informer } from "../runtime/informer.ts";
-import type { TenetObject } from "../controllers/status-reconciler.ts";
-import { durationSeconds, identityAttributes, QUARANTINE_LABEL } from "./attributes.ts";
+import type { TenetObject } from "../../common/objects.ts";
+import { durationSeconds, identityAttributes } from "./attributes.ts";
 import type { LoadedAuthorities } from "./authorities.ts";
-import { CSRError, issueLeaf, LeafRequestError, parseCSR } from "./x509.ts";
+import { issueLeaf, LeafRequestError } from "./leaf.ts";
+import { CSRError, parseCSR } from "../../pki/csr.ts";
+import { QUARANTINE_LABEL, TOKEN_AUDIENCE } from "../../common/names.ts";
 
-export const TOKEN_AUDIENCE = "tenet";
 
 export class SignRejection extends Error {
   constructor(

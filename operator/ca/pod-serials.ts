@@ -2,11 +2,10 @@
 // on the pod itself, so quarantine can revoke them after any restart or on any replica, and
 // they go away with the pod. Written before the certificate is handed out: a certificate whose
 // serial is not recorded could never be revoked.
-import { isConflict, isNotFound, resourcePath, Resources, type Kube } from "../../common/kube.ts";
+import { isNotFound, retryOnConflict, resourcePath, Resources, type Kube } from "../../common/kube.ts";
 import type { CachedPod } from "../cache/pods.ts";
+import { CERTIFICATES_ANNOTATION, FieldManagers } from "../../common/names.ts";
 
-export const CERTIFICATES_ANNOTATION = "tenet.dev/certificates";
-const FIELD_MANAGER = "tenet-ca";
 
 /** serial (lowercase hex) → notAfter (RFC 3339); unreadable annotations count as empty. */
 export function serialsOf(pod: Pick<CachedPod, "metadata">): Record<string, string> {
@@ -31,28 +30,27 @@ export function serialsOf(pod: Pick<CachedPod, "metadata">): Record<string, stri
 export async function recordIssued(kube: Kube, pod: CachedPod, serial: string, notAfter: string, now = new Date()): Promise<Record<string, string>> {
   const path = resourcePath(Resources.pods, pod.metadata.namespace, pod.metadata.name);
   let current: Pick<CachedPod, "metadata"> = pod;
-  for (let attempt = 0; attempt < 5; attempt++) {
+  const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
+  return retryOnConflict(async (attempt) => {
+    if (attempt > 0) {
+      // The pod changed under us: read it again and check it is still the pod we issue to.
+      try {
+        current = await kube.get(path);
+      } catch (err) {
+        if (isNotFound(err)) throw new Error(`pod ${ref} was deleted while its certificate was being issued`);
+        throw err;
+      }
+      if (current.metadata.uid !== pod.metadata.uid) throw new Error(`pod ${ref} was replaced while its certificate was being issued`);
+    }
     const serials: Record<string, string> = {};
     for (const [s, na] of Object.entries(serialsOf(current))) if (Date.parse(na) > now.getTime()) serials[s] = na;
     serials[serial.toLowerCase()] = notAfter;
-    try {
-      const written = await kube.patch(
-        path,
-        "merge",
-        { metadata: { resourceVersion: current.metadata.resourceVersion, annotations: { [CERTIFICATES_ANNOTATION]: JSON.stringify(serials) } } },
-        { fieldManager: FIELD_MANAGER },
-      );
-      return written?.metadata?.labels ?? {};
-    } catch (err) {
-      if (!isConflict(err)) throw err;
-    }
-    try {
-      current = await kube.get(path);
-    } catch (err) {
-      if (isNotFound(err)) throw new Error(`pod ${pod.metadata.namespace}/${pod.metadata.name} was deleted while its certificate was being issued`);
-      throw err;
-    }
-    if (current.metadata.uid !== pod.metadata.uid) throw new Error(`pod ${pod.metadata.namespace}/${pod.metadata.name} was replaced while its certificate was being issued`);
-  }
-  throw new Error(`could not record certificate ${serial} on pod ${pod.metadata.namespace}/${pod.metadata.name}: too many concurrent updates`);
+    const written = await kube.patch(
+      path,
+      "merge",
+      { metadata: { resourceVersion: current.metadata.resourceVersion, annotations: { [CERTIFICATES_ANNOTATION]: JSON.stringify(serials) } } },
+      { fieldManager: FieldManagers.ca },
+    );
+    return (written?.metadata?.labels ?? {}) as Record<string, string>;
+  }, `could not record certificate ${serial} on pod ${ref}: too many concurrent updates`);
 }

@@ -2,10 +2,12 @@
 // workloads). Stored in a ConfigMap (tenet-system/tenet-revocations) so it survives
 // restarts and can be mounted; served with an ETag so enforcers poll it cheaply. Entries
 // leave the list once the certificate has expired anyway.
-import { createHash } from "node:crypto";
 import type { Logger } from "../../common/logger.ts";
-import { isAlreadyExists, isConflict, isNotFound, resourcePath, Resources, type Kube } from "../../common/kube.ts";
-import { Informer, type KubeObject } from "../runtime/informer.ts";
+import { isAlreadyExists, isNotFound, RETRY, retryOnConflict, resourcePath, Resources, type Kube } from "../../common/kube.ts";
+import { Informer } from "../runtime/informer.ts";
+import type { KubeObject } from "../../common/objects.ts";
+import { PART_OF_TENET, REVOCATIONS_CONFIGMAP } from "../../common/names.ts";
+import { strongETag } from "../../common/http.ts";
 
 export interface RevocationEntry {
   serial: string;
@@ -37,7 +39,7 @@ export class RevocationList {
     private readonly kube: Kube,
     private readonly log: Logger,
     private readonly namespace: string,
-    private readonly name = "tenet-revocations",
+    private readonly name = REVOCATIONS_CONFIGMAP,
   ) {}
 
   get etag() {
@@ -82,7 +84,7 @@ export class RevocationList {
       ...(base ?? {}),
       apiVersion: "v1",
       kind: "ConfigMap",
-      metadata: { ...(base?.metadata ?? { name: this.name, namespace: this.namespace }), labels: { "app.kubernetes.io/part-of": "tenet" } },
+      metadata: { ...(base?.metadata ?? { name: this.name, namespace: this.namespace }), labels: { ...PART_OF_TENET } },
       data: { [KEY]: JSON.stringify(doc, null, 1) },
     };
   }
@@ -102,25 +104,20 @@ export class RevocationList {
 
   /** Read-modify-write with the resourceVersion; retried on conflict. */
   async update(change: (doc: RevocationDocument) => RevocationDocument | undefined): Promise<boolean> {
-    for (let attempt = 0; attempt < 5; attempt++) {
+    return retryOnConflict(async () => {
       let cm: ConfigMapObject;
       try {
         cm = await this.kube.get(this.path);
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        await this.start();
-        continue;
+        await this.start(); // recreates it
+        return RETRY;
       }
       const next = change(parseDocument(cm.data?.[KEY] ?? '{"entries":[]}'));
       if (!next) return false;
-      try {
-        this.accept(await this.kube.replace(this.path, this.configMap(next, cm)));
-        return true;
-      } catch (err) {
-        if (!isConflict(err)) throw err;
-      }
-    }
-    throw new Error("revocation list: too many concurrent updates");
+      this.accept(await this.kube.replace(this.path, this.configMap(next, cm)));
+      return true;
+    }, "revocation list: too many concurrent updates");
   }
 
   revoke(entries: Omit<RevocationEntry, "revokedAt">[], now = new Date()) {
@@ -151,4 +148,4 @@ function parseDocument(text: string): RevocationDocument {
   return doc;
 }
 
-const etagOf = (body: string) => `"${createHash("sha256").update(body).digest("base64url").slice(0, 22)}"`;
+const etagOf = strongETag;

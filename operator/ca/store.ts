@@ -5,10 +5,11 @@
 import type { Logger } from "../../common/logger.ts";
 import { isAlreadyExists, isNotFound, resourcePath, Resources, type Kube } from "../../common/kube.ts";
 import type { EventRecorder } from "../runtime/events.ts";
-import { Informer, type KubeObject } from "../runtime/informer.ts";
+import { Informer } from "../runtime/informer.ts";
+import type { KubeObject } from "../../common/objects.ts";
+import { COMPONENT_LABEL, PART_OF_TENET, ROTATE_ANNOTATION } from "../../common/names.ts";
 import { loadAuthorities, planAuthorities, type CAPolicy, type CAState, type LoadedAuthorities } from "./authorities.ts";
 
-export const ROTATE_ANNOTATION = "tenet.dev/rotate";
 const STATE_KEY = "state.json";
 
 interface SecretObject extends KubeObject {
@@ -122,7 +123,7 @@ export class CAStore {
       kind: "Secret",
       metadata: {
         ...(base?.metadata ?? { name: this.opts.secretName, namespace: this.opts.namespace }),
-        labels: { ...(base?.metadata.labels ?? {}), "app.kubernetes.io/part-of": "tenet", "app.kubernetes.io/component": "ca" },
+        labels: { ...(base?.metadata.labels ?? {}), ...PART_OF_TENET, [COMPONENT_LABEL]: "ca" },
       },
       data: { ...(base?.data ?? {}), [STATE_KEY]: Buffer.from(JSON.stringify(state)).toString("base64") },
     } as SecretObject;

@@ -1,6 +1,6 @@
 // What the operator keeps of a Pod. Everything else is dropped on arrival, so the cache
 // stays a small multiple of the fields it uses.
-import type { KubeObject } from "../runtime/informer.ts";
+import type { KubeObject } from "../../common/objects.ts";
 
 export interface CachedPod extends KubeObject {
   metadata: {

@@ -2,10 +2,11 @@
 // scopes, that path patterns and inline JWKS are usable — and counts protected workloads.
 import type { APIPolicy } from "../../crds/types.gen.ts";
 import { jwksProblem, policyDocument, specVersion } from "../../policy/authz.ts";
-import { compileSelector } from "../../policy/selector.ts";
+import { selectorMatcher } from "../../policy/selector.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import type { StatusPlan } from "./status-reconciler.ts";
 import { verdictFrom } from "./status-reconciler.ts";
+import { POLICY_VERSION_ANNOTATION } from "../../common/names.ts";
 
 export const Reasons = {
   Valid: "PolicyValid",
@@ -29,9 +30,6 @@ export function pathPatternProblem(pattern: string): string | undefined {
   }
   return undefined;
 }
-
-/** The pod annotation where the operator records the document version it served the pod's enforcer. */
-export const POLICY_VERSION_ANNOTATION = "tenet.dev/policy-version";
 
 /**
  * Status: workloads = pods selected; compiledVersion = hash of this policy's spec; enforcers = selected
@@ -80,8 +78,9 @@ export function planAPIPolicy(policy: APIPolicy, podsInNamespace: CachedPod[], p
 
   let workloads = 0;
   let enforcers: number | undefined;
-  try {
-    const matches = compileSelector(policy.spec.selector);
+  const { matches, error } = selectorMatcher(policy.spec.selector);
+  if (error) problems.unshift({ reason: Reasons.InvalidSelector, message: `spec.selector: ${error}` });
+  else {
     const selected = podsInNamespace.filter((p) => !p.metadata.deletionTimestamp && matches(p.metadata.labels));
     workloads = selected.length;
     if (policiesInNamespace) {
@@ -99,8 +98,6 @@ export function planAPIPolicy(policy: APIPolicy, podsInNamespace: CachedPod[], p
         if (recorded === current) enforcers++;
       }
     }
-  } catch (err) {
-    problems.unshift({ reason: Reasons.InvalidSelector, message: `spec.selector: ${(err as Error).message}` });
   }
 
   const rules = policy.spec.rules?.length ?? 0;

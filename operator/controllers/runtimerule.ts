@@ -1,7 +1,7 @@
 // RuntimeRule: checks what the schema cannot — expired CVE exemptions, unusable registry
 // entries — counts the pods it governs, and wakes up when the next exemption expires.
 import type { RuntimeRule } from "../../crds/types.gen.ts";
-import { compileSelector } from "../../policy/selector.ts";
+import { selectorMatcher } from "../../policy/selector.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import type { StatusPlan } from "./status-reconciler.ts";
 import { verdictFrom } from "./status-reconciler.ts";
@@ -40,13 +40,9 @@ export function planRuntimeRule(rule: RuntimeRule, podsInNamespace: CachedPod[],
     }
   });
 
-  let matchedPods = 0;
-  try {
-    const matches = compileSelector(rule.spec.selector);
-    matchedPods = podsInNamespace.filter((p) => !p.metadata.deletionTimestamp && matches(p.metadata.labels)).length;
-  } catch (err) {
-    problems.unshift({ reason: Reasons.InvalidSelector, message: `spec.selector: ${(err as Error).message}` });
-  }
+  const { matches, error } = selectorMatcher(rule.spec.selector);
+  const matchedPods = podsInNamespace.filter((p) => !p.metadata.deletionTimestamp && matches(p.metadata.labels)).length;
+  if (error) problems.unshift({ reason: Reasons.InvalidSelector, message: `spec.selector: ${error}` });
 
   const exemptions = rule.spec.vulnerabilities?.exemptions?.length ?? 0;
   return {

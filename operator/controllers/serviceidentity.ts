@@ -1,7 +1,8 @@
 // ServiceIdentity: which pods an identity covers, the SPIFFE ID they get, and whether the
 // object makes sense (a selector that matches nothing, or pods claimed by two identities).
 import type { ServiceIdentity } from "../../crds/types.gen.ts";
-import { compileSelector, formatSelector } from "../../policy/selector.ts";
+import { spiffeID } from "../../pki/spiffe-id.ts";
+import { formatSelector, selectorMatcher } from "../../policy/selector.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import type { StatusPlan } from "./status-reconciler.ts";
 import { verdictFrom } from "./status-reconciler.ts";
@@ -13,11 +14,8 @@ export const Reasons = {
   InvalidSelector: "InvalidSelector",
 } as const;
 
-export const spiffeID = (trustDomain: string, namespace: string, serviceAccount: string) =>
-  `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
-
 /** Pods a ServiceIdentity covers: selector match, optional service account, not terminating. */
-export function selectsPod(si: ServiceIdentity, pod: CachedPod, matches = compileSelector(si.spec.selector)): boolean {
+export function selectsPod(si: ServiceIdentity, pod: CachedPod, matches = selectorMatcher(si.spec.selector).matches): boolean {
   if (pod.metadata.deletionTimestamp) return false;
   if (si.spec.serviceAccountName && pod.spec.serviceAccountName !== si.spec.serviceAccountName) return false;
   return matches(pod.metadata.labels);
@@ -31,13 +29,11 @@ export function planServiceIdentity(
 ): StatusPlan {
   const ns = si.metadata.namespace!;
   const problems: { reason: string; message: string }[] = [];
-  let matches;
-  try {
-    matches = compileSelector(si.spec.selector);
-  } catch (err) {
+  const { matches, error } = selectorMatcher(si.spec.selector);
+  if (error) {
     return {
       fields: { matchedPods: 0 },
-      verdict: { ready: false, reason: Reasons.InvalidSelector, message: `spec.selector: ${(err as Error).message}; fix the selector` },
+      verdict: { ready: false, reason: Reasons.InvalidSelector, message: `spec.selector: ${error}; fix the selector` },
     };
   }
   const pods = podsInNamespace.filter((p) => selectsPod(si, p, matches));
@@ -54,8 +50,8 @@ export function planServiceIdentity(
   }
   for (const other of otherIdentities) {
     if (other.metadata.name === si.metadata.name) continue;
-    const otherMatches = safeCompile(other);
-    const shared = otherMatches ? pods.find((p) => selectsPod(other, p, otherMatches)) : undefined;
+    const otherMatches = selectorMatcher(other.spec.selector).matches;
+    const shared = pods.find((p) => selectsPod(other, p, otherMatches));
     if (shared) {
       problems.push({
         reason: Reasons.Overlap,
@@ -71,12 +67,4 @@ export function planServiceIdentity(
       message: `${pods.length} pod(s) covered as ${id}`,
     }),
   };
-}
-
-function safeCompile(si: ServiceIdentity) {
-  try {
-    return compileSelector(si.spec.selector);
-  } catch {
-    return undefined;
-  }
 }

@@ -3,10 +3,11 @@
 // with an Event when readiness flips.
 import type { Kube } from "../../common/kube.ts";
 import type { Logger } from "../../common/logger.ts";
-import { getCondition, setCondition, type Condition } from "../runtime/conditions.ts";
+import type { Condition, TenetObject } from "../../common/objects.ts";
+import { getCondition, setCondition } from "../runtime/conditions.ts";
 import type { ReconcileResult, Reconciler } from "../runtime/controller.ts";
 import type { EventRecorder } from "../runtime/events.ts";
-import type { Informer, KubeObject } from "../runtime/informer.ts";
+import type { Informer } from "../runtime/informer.ts";
 import { patchStatusIfChanged } from "../runtime/status.ts";
 
 export interface ReadyVerdict {
@@ -20,12 +21,6 @@ export interface StatusPlan {
   fields: Record<string, unknown>;
   verdict: ReadyVerdict;
   requeueAfterMs?: number;
-}
-
-export interface TenetObject extends KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  status?: { conditions?: Condition[]; [k: string]: unknown };
 }
 
 export function statusReconciler<T extends TenetObject>(deps: {

@@ -16,26 +16,27 @@ import type { Kube } from "../../common/kube.ts";
 import { resourcePath, Resources } from "../../common/kube.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { RuntimeRule } from "../../crds/types.gen.ts";
-import { ImageRefError, parseImage, repositoryOf } from "../../policy/images.ts";
-import type { ScanIndex } from "../../policy/scans.ts";
-import { compileSelector } from "../../policy/selector.ts";
+import { ImageRefError, parseImage, repositoryOf } from "../../common/images.ts";
+import { matcherOf } from "../../policy/selector.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
-import type { ScanSource } from "../admission/index.ts";
+import type { ScanFeed } from "../../scans/informers.ts";
 import { serialsOf } from "../ca/pod-serials.ts";
 import type { RevocationList } from "../ca/revocations.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import type { OperatorConfig } from "../config.ts";
-import type { TenetObject } from "../controllers/status-reconciler.ts";
+import type { TenetObject } from "../../common/objects.ts";
 import { Controller } from "../runtime/controller.ts";
 import type { EventRecorder } from "../runtime/events.ts";
-import { Informer, objectKey, type KubeObject } from "../runtime/informer.ts";
+import { Informer, objectKey } from "../runtime/informer.ts";
+import type { CachedNamespace } from "../cache/namespaces.ts";
 import type { RuntimeMetrics } from "../runtime/metrics.ts";
 import { patchStatusIfChanged } from "../runtime/status.ts";
-import { DETAIL_ANNOTATION, planPosture, POSTURE_LABEL, QUARANTINE_LABEL, RELEASE_ANNOTATION, RELEASED_ANNOTATION, type PostureDetail } from "./evaluate.ts";
+import { planPosture, type PostureDetail } from "./evaluate.ts";
 import { PostureMetrics } from "./metrics.ts";
-import { QuarantinePolicies, NETWORK_POLICY_NAME } from "./networkpolicy.ts";
+import { QuarantinePolicies } from "./networkpolicy.ts";
+import { DETAIL_ANNOTATION, FieldManagers, NETWORK_POLICY_NAME, POSTURE_LABEL, QUARANTINE_LABEL, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
 
-export const FIELD_MANAGER = "tenet-posture";
+const FIELD_MANAGER = FieldManagers.posture;
 const RULE_PREFIX = "rule:";
 const PAGE = 500;
 const MAX_TIMER_MS = 6 * 3600_000;
@@ -50,10 +51,11 @@ export interface PostureDeps {
   events: EventRecorder;
   pods: Informer<CachedPod>;
   rules: Informer<Rule>;
-  scans: ScanIndex;
-  sources: { namespaces: Informer<KubeObject>; reports: Informer<ScanSource>; trivyConfigMaps: Informer<ScanSource> };
-  /** The CA's revocation list; available once the identity feature started (before leadership). */
-  revocations: () => RevocationList | undefined;
+  namespaces: Informer<CachedNamespace>;
+  /** Scan data: the index posture decides from, and the informers whose changes trigger re-evaluation. */
+  scans: Pick<ScanFeed, "index" | "informers">;
+  /** The CA's revocation list: quarantine revokes the pod's certificates on it. */
+  revocations: RevocationList;
 }
 
 interface Rescan {
@@ -100,7 +102,7 @@ export class PostureController extends Controller {
   // ---- triggers: they only enqueue keys ----
 
   private watch() {
-    const { pods, rules, sources } = this.deps;
+    const { pods, rules, scans, namespaces } = this.deps;
     pods.onChange((type, pod, old) => {
       const key = objectKey(pod);
       if (type === "delete") {
@@ -123,7 +125,7 @@ export class PostureController extends Controller {
       for (const p of pods.listNamespace(rule.metadata.namespace!)) if (selectors.some((m) => m(p.metadata.labels))) this.enqueue(objectKey(p));
       if (type !== "delete") this.enqueue(`${RULE_PREFIX}${objectKey(rule)}`);
     });
-    for (const inf of [sources.reports, sources.trivyConfigMaps]) {
+    for (const inf of scans.informers) {
       inf.onChange((type, src, old) => {
         if (type === "resync") return;
         const repos = new Set([...(src.repositories ?? []), ...(old?.repositories ?? [])]);
@@ -135,7 +137,7 @@ export class PostureController extends Controller {
         if (n) this.plog.debug({ source: objectKey(src), repositories: [...repos], pods: n }, "scan data changed; re-evaluating the pods that use these images");
       });
     }
-    sources.namespaces.onChange((type, ns, old) => {
+    namespaces.onChange((type, ns, old) => {
       if (type !== "update" || isDeepStrictEqual(ns.metadata.labels, old?.metadata.labels)) return;
       for (const p of pods.listNamespace(ns.metadata.name)) this.enqueue(objectKey(p));
     });
@@ -317,7 +319,7 @@ export class PostureController extends Controller {
     const pod = pods.get(key);
     if (!pod || pod.metadata.deletionTimestamp || pod.status.phase === "Succeeded" || pod.status.phase === "Failed") return "skipped";
     const ns = pod.metadata.namespace;
-    const plan = planPosture({ pod, rules: this.rulesIn(ns), scans: this.deps.scans, namespaceLabels: this.deps.sources.namespaces.get(ns)?.metadata.labels, now: new Date(), enforcerImage: this.deps.cfg.injection.image });
+    const plan = planPosture({ pod, rules: this.rulesIn(ns), scans: this.deps.scans.index, namespaceLabels: this.deps.namespaces.get(ns)?.metadata.labels, now: new Date(), enforcerImage: this.deps.cfg.injection.image });
     this.postureMetrics.evaluated.inc();
 
     const labels = pod.metadata.labels ?? {};
@@ -389,8 +391,7 @@ export class PostureController extends Controller {
 
   /** Every unexpired serial recorded on the pod goes on the revocation list (batched across pods). */
   private async revokeCertificates(pod: CachedPod, detail: PostureDetail | undefined, log: Logger) {
-    const list = this.deps.revocations();
-    if (!list) throw new Error("the revocation list is not loaded yet; retrying");
+    const list = this.deps.revocations;
     const now = Date.now();
     const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
     const entries = Object.entries(serialsOf(pod))
@@ -453,16 +454,5 @@ function describe(d: PostureDetail | undefined): string {
   return d.rule ? `RuntimeRule ${d.rule} (${d.reason}): ${d.message}` : `${d.reason}: ${d.message}`;
 }
 
-const matchers = new WeakMap<object, (l: Record<string, string> | undefined) => boolean>();
-function safeMatcher(r: Rule): (l: Record<string, string> | undefined) => boolean {
-  let m = matchers.get(r.spec);
-  if (!m) {
-    try {
-      m = compileSelector(r.spec.selector ?? {});
-    } catch {
-      m = () => true; // as evaluatePod: a bad selector applies to every pod
-    }
-    matchers.set(r.spec, m);
-  }
-  return m;
-}
+/** As evaluatePod: the rule's selector, compiled once per spec; one that does not compile matches nothing (ADR 6). */
+const safeMatcher = (r: Rule) => matcherOf(r.spec);

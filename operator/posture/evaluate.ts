@@ -4,18 +4,11 @@
 // and annotations, so the whole decision is derived from cluster state.
 import { createHash } from "node:crypto";
 import { evaluatePod } from "../../policy/admission.ts";
-import type { ScanIndex } from "../../policy/scans.ts";
+import type { ScanIndex } from "../../scans/scan-index.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
-import { ENFORCER_CONTAINER, EXEMPT_NAMESPACES, shouldInject, withoutEnforcer } from "../../webhook/inject.ts";
-import { POSTURE_LABEL, QUARANTINE_LABEL } from "../ca/attributes.ts";
+import { EXEMPT_NAMESPACES, shouldInject, withoutEnforcer } from "../admission/inject.ts";
 import type { CachedPod } from "../cache/pods.ts";
-
-export { POSTURE_LABEL, QUARANTINE_LABEL };
-export const DETAIL_ANNOTATION = "tenet.dev/posture-detail";
-/** Set by a person to release a quarantined pod; Tenet removes it once the release is done. */
-export const RELEASE_ANNOTATION = "tenet.dev/release";
-/** Set by Tenet after an explicit release: the violation the person accepted, so it is not quarantined again for it. */
-export const RELEASED_ANNOTATION = "tenet.dev/released";
+import { ENFORCER_CONTAINER, QUARANTINE_LABEL, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
 
 export type Posture = "clean" | "warn" | "violating" | "unscanned";
 

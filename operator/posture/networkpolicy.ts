@@ -4,11 +4,10 @@
 import { isDeepStrictEqual } from "node:util";
 import { resourcePath, type Kube } from "../../common/kube.ts";
 import type { Logger } from "../../common/logger.ts";
-import { QUARANTINE_LABEL } from "../ca/attributes.ts";
-import { Informer, type KubeObject } from "../runtime/informer.ts";
+import { Informer } from "../runtime/informer.ts";
+import type { KubeObject } from "../../common/objects.ts";
+import { MANAGED_BY_LABEL, MANAGED_BY_TENET, NETWORK_POLICY_NAME, PART_OF_TENET, PURPOSE_ANNOTATION, QUARANTINE_LABEL } from "../../common/names.ts";
 
-export const NETWORK_POLICY_NAME = "tenet-quarantine";
-export const MANAGED_BY = { "app.kubernetes.io/managed-by": "tenet" };
 export const NetworkPolicies = { group: "networking.k8s.io", version: "v1", plural: "networkpolicies" };
 
 const desiredSpec = { podSelector: { matchLabels: { [QUARANTINE_LABEL]: "true" } }, policyTypes: ["Ingress", "Egress"] };
@@ -28,7 +27,7 @@ export class QuarantinePolicies {
     this.informer = new Informer<CachedPolicy>(kube, log, {
       name: "quarantine-networkpolicies",
       resource: NetworkPolicies,
-      labelSelector: "app.kubernetes.io/managed-by=tenet",
+      labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_TENET[MANAGED_BY_LABEL]}`,
       transform: (raw) => ({ metadata: { name: raw.metadata.name, namespace: raw.metadata.namespace, resourceVersion: raw.metadata.resourceVersion }, spec: raw.spec }),
     });
   }
@@ -42,7 +41,7 @@ export class QuarantinePolicies {
       {
         apiVersion: "networking.k8s.io/v1",
         kind: "NetworkPolicy",
-        metadata: { name: NETWORK_POLICY_NAME, namespace, labels: { ...MANAGED_BY, "app.kubernetes.io/part-of": "tenet" }, annotations: { "tenet.dev/purpose": "isolates pods Tenet quarantined (label tenet.dev/quarantined=true): no ingress, no egress" } },
+        metadata: { name: NETWORK_POLICY_NAME, namespace, labels: { ...MANAGED_BY_TENET, ...PART_OF_TENET }, annotations: { [PURPOSE_ANNOTATION]: "isolates pods Tenet quarantined (label tenet.dev/quarantined=true): no ingress, no egress" } },
         spec: desiredSpec,
       },
       this.fieldManager,

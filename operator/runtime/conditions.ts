@@ -1,12 +1,5 @@
 // metav1.Condition handling: lastTransitionTime moves only when the status flips.
-export interface Condition {
-  type: string;
-  status: "True" | "False" | "Unknown";
-  reason: string;
-  message: string;
-  observedGeneration?: number;
-  lastTransitionTime?: string;
-}
+import type { Condition } from "../../common/objects.ts";
 
 export function setCondition(existing: Condition[] | undefined, next: Condition, now: Date): Condition[] {
   const list = [...(existing ?? [])];

@@ -4,21 +4,8 @@
 // its transform keeps.
 import type { Logger } from "../../common/logger.ts";
 import { isGone, isNotFound, resourcePath, type Kube, type WatchEvent } from "../../common/kube.ts";
+import type { KubeObject } from "../../common/objects.ts";
 import { realClock, type Clock } from "./clock.ts";
-
-export interface ObjectMeta {
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  deletionTimestamp?: string;
-}
-export interface KubeObject {
-  metadata: ObjectMeta;
-}
 
 export type ChangeType = "add" | "update" | "delete" | "resync";
 export type ChangeHandler<T> = (type: ChangeType, obj: T, old?: T) => void;

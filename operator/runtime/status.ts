@@ -3,7 +3,7 @@
 // CA's issuance counters) are left alone.
 import { isDeepStrictEqual } from "node:util";
 import { resourcePath, type Kube } from "../../common/kube.ts";
-import type { KubeObject } from "./informer.ts";
+import type { KubeObject } from "../../common/objects.ts";
 
 export async function patchStatusIfChanged(
   kube: Kube,

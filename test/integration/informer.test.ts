@@ -1,7 +1,8 @@
 import { strict as assert } from "node:assert";
 import { pino } from "pino";
 import { resourcePath, Resources } from "../../common/kube.ts";
-import { Informer, type ChangeType, type KubeObject } from "../../operator/runtime/informer.ts";
+import { Informer, type ChangeType } from "../../operator/runtime/informer.ts";
+import type { KubeObject } from "../../common/objects.ts";
 import { toCachedPod, type CachedPod } from "../../operator/cache/pods.ts";
 import { cluster, newNamespace } from "../harness/controlplane.ts";
 import { waitFor } from "../harness/exec.ts";

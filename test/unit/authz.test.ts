@@ -1,7 +1,8 @@
 import { strict as assert } from "node:assert";
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK } from "jose";
 import type { APIPolicy, APIPolicySpec } from "../../crds/types.gen.ts";
-import { planAPIPolicy, POLICY_VERSION_ANNOTATION } from "../../operator/controllers/apipolicy.ts";
+import { planAPIPolicy } from "../../operator/controllers/apipolicy.ts";
+import { POLICY_VERSION_ANNOTATION } from "../../common/names.ts";
 import type { CachedPod } from "../../operator/cache/pods.ts";
 import { canonicalJSON, compilePolicy, normalizePath, policyDocument, specVersion, type AuthzRequest, type Decision } from "../../policy/authz.ts";
 

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { defaultCAPolicy, loadAuthorities, nextPlanAt, planAuthorities, type CAState } from "../../operator/ca/authorities.ts";
 import { durationSeconds, identityAttributes } from "../../operator/ca/attributes.ts";
-import { loadCA } from "../../operator/ca/x509.ts";
+import { loadCA } from "../../operator/ca/keypair.ts";
 
 const policy = { ...defaultCAPolicy, validitySeconds: 100 * 86_400, rotateBeforeSeconds: 10 * 86_400, propagationSeconds: 60, maxLeafTTLSeconds: 86_400 };
 const t0 = new Date("2026-11-01T00:00:00Z");

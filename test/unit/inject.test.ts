@@ -4,16 +4,9 @@
 import { strict as assert } from "node:assert";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import {
-  ENFORCER_CONTAINER,
-  InjectionError,
-  injectPod,
-  PEERS_ANNOTATION,
-  shouldInject,
-  type InjectDecision,
-  type InjectionConfig,
-} from "../../webhook/inject.ts";
-import { applyPatch, jsonPatch, PatchError, type Operation } from "../../webhook/patch.ts";
+import { InjectionError, injectPod, PEERS_ANNOTATION, shouldInject, type InjectDecision, type InjectionConfig } from "../../operator/admission/inject.ts";
+import { ENFORCER_CONTAINER } from "../../common/names.ts";
+import { applyPatch, jsonPatch, PatchError, type Operation } from "../../operator/admission/patch.ts";
 
 const GOLDEN_DIR = path.resolve(import.meta.dirname, "../golden/inject");
 const REVIEW_FIXTURE = path.resolve(import.meta.dirname, "../fixtures/admission/admissionreview-v1-pod-create.json");

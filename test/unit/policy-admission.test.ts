@@ -1,8 +1,10 @@
 import { strict as assert } from "node:assert";
 import type { RuntimeRuleSpec } from "../../crds/types.gen.ts";
 import { evaluatePod, MAX_MESSAGE, MAX_WARNING, podSpecOf, type PodUnderReview } from "../../policy/admission.ts";
-import { parseImage } from "../../policy/images.ts";
-import { fromVulnerabilityReport, ScanIndex, type Vulnerability } from "../../policy/scans.ts";
+import { parseImage } from "../../common/images.ts";
+import { fromVulnerabilityReport } from "../../scans/parse.ts";
+import { type Vulnerability } from "../../scans/records.ts";
+import { ScanIndex } from "../../scans/scan-index.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
 import { jsonFixture, yamlFixture } from "../harness/fixtures.ts";
 

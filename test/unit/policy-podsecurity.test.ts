@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import type { RuntimeRulePodSecurity } from "../../crds/types.gen.ts";
 import { podSpecOf } from "../../policy/admission.ts";
-import { parseImage } from "../../policy/images.ts";
+import { parseImage } from "../../common/images.ts";
 import { podSecurityViolations, summarizeViolations } from "../../policy/podsecurity.ts";
 import { jsonFixture, yamlFixture } from "../harness/fixtures.ts";
 

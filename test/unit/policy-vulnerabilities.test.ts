@@ -1,7 +1,8 @@
 import { strict as assert } from "node:assert";
 import type { RuntimeRuleVulnerabilities } from "../../crds/types.gen.ts";
-import { parseImage } from "../../policy/images.ts";
-import { fromTrivyJSON, fromVulnerabilityReport, type ScanRecord, type Vulnerability } from "../../policy/scans.ts";
+import { parseImage } from "../../common/images.ts";
+import { fromTrivyJSON, fromVulnerabilityReport } from "../../scans/parse.ts";
+import { type ScanRecord, type Vulnerability } from "../../scans/records.ts";
 import { evaluateImage, type RuleRef } from "../../policy/vulnerabilities.ts";
 import { jsonFixture, yamlFixture } from "../harness/fixtures.ts";
 

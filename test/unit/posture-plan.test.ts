@@ -2,8 +2,8 @@ import { strict as assert } from "node:assert";
 import type { RuntimeRuleSpec } from "../../crds/types.gen.ts";
 import { toCachedPod } from "../../operator/cache/pods.ts";
 import { planPosture, type PosturePlan } from "../../operator/posture/evaluate.ts";
-import { parseImage } from "../../policy/images.ts";
-import { ScanIndex } from "../../policy/scans.ts";
+import { parseImage } from "../../common/images.ts";
+import { ScanIndex } from "../../scans/scan-index.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
 
 const NOW = new Date("2026-06-01T12:00:00Z");

@@ -6,7 +6,8 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { humanDuration, run, type CLIDeps } from "../../cli/tenet.ts";
-import { createCA, issueLeaf } from "../../operator/ca/x509.ts";
+import { createCA } from "../../operator/ca/keypair.ts";
+import { issueLeaf } from "../../operator/ca/leaf.ts";
 import { testSVIDs } from "../harness/svids.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");

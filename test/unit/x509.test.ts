@@ -1,4 +1,4 @@
-// The CA's certificate core (operator/ca/x509.ts): CSRs made by two independent tools
+// The certificate core (pki/ and the CA's writers in operator/ca/: keypair.ts, leaf.ts): CSRs made by two independent tools
 // (@peculiar/x509 on WebCrypto, and the openssl CLI) go in; what comes out is checked by
 // independent readers too (openssl x509/verify, node's X509Certificate, @peculiar/asn1-*).
 import "reflect-metadata";
@@ -11,22 +11,15 @@ import path from "node:path";
 import * as x509 from "@peculiar/x509";
 import { AsnParser } from "@peculiar/asn1-schema";
 import { CertificationRequest } from "@peculiar/asn1-csr";
-import {
-  ATTRIBUTES_OID,
-  CAError,
-  CSRError,
-  LeafRequestError,
-  createCA,
-  issueLeaf,
-  loadCA,
-  parseCSR,
-  readCertIdentity,
-  splitPEM,
-  svidViolations,
-  verifyChain,
-  type CAKeyPair,
-  type CSRRejection,
-} from "../../operator/ca/x509.ts";
+import { createCA, loadCA } from "../../operator/ca/keypair.ts";
+import { LeafRequestError, issueLeaf } from "../../operator/ca/leaf.ts";
+import { CAError, type CAKeyPair } from "../../operator/ca/signing.ts";
+import { readCertIdentity } from "../../pki/certificate.ts";
+import { verifyChain } from "../../pki/chain.ts";
+import { CSRError, parseCSR, type CSRRejection } from "../../pki/csr.ts";
+import { ATTRIBUTES_OID } from "../../pki/oids.ts";
+import { splitPEM } from "../../pki/pem.ts";
+import { svidViolations } from "../../pki/svid.ts";
 import { testSVIDs, type TestSVIDs } from "../harness/svids.ts";
 
 x509.cryptoProvider.set(crypto.webcrypto as Crypto);

@@ -10,13 +10,12 @@ import type { APIPolicy } from "../../crds/types.gen.ts";
 import { jwksURIs, policyDocument, type PolicyDocument } from "../../policy/authz.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import { authenticatePod, SignRejection } from "../ca/issuer.ts";
-import { POLICY_VERSION_ANNOTATION } from "../controllers/apipolicy.ts";
-import type { TenetObject } from "../controllers/status-reconciler.ts";
+import type { TenetObject } from "../../common/objects.ts";
 import type { Informer } from "../runtime/informer.ts";
 import { JWKSFetcher, type JWKSFetcherOptions } from "./jwks.ts";
+import { FieldManagers, POLICY_VERSION_ANNOTATION } from "../../common/names.ts";
+import { bearerToken, etagMatches } from "../../common/http.ts";
 
-export { POLICY_VERSION_ANNOTATION };
-export const POLICY_FIELD_MANAGER = "tenet-policy";
 
 export interface PolicyDistribution {
   routes(app: FastifyInstance): void;
@@ -60,8 +59,7 @@ export function createPolicyDistribution(ctx: {
     onKeysChanged: (cb) => listeners.push(cb),
     routes(app) {
       app.get("/v1/policy", async (req, reply) => {
-        const auth = req.headers.authorization;
-        const token = auth?.startsWith("Bearer ") ? auth.slice(7).trim() : undefined;
+        const token = bearerToken(req.headers.authorization);
         let pod: CachedPod;
         try {
           pod = await authenticatePod(token, { kube: ctx.kube, pods: ctx.pods });
@@ -84,15 +82,6 @@ export function createPolicyDistribution(ctx: {
       await recorder.stop();
     },
   };
-}
-
-/** If-None-Match: a list of (possibly weak) entity tags, or "*". */
-export function etagMatches(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
-  return header.split(",").some((t) => {
-    const v = t.trim().replace(/^W\//, "");
-    return v === "*" || v === etag;
-  });
 }
 
 /** Documents memoized per (namespace, labels) until any APIPolicy changes. */
@@ -162,7 +151,7 @@ class VersionRecorder {
         await this.kube.apply(
           resourcePath(Resources.pods, pod.metadata.namespace, pod.metadata.name),
           { apiVersion: "v1", kind: "Pod", metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace, annotations: { [POLICY_VERSION_ANNOTATION]: version } } },
-          POLICY_FIELD_MANAGER,
+          FieldManagers.policy,
         );
         this.written.set(key, version);
         this.log.debug({ pod: key, version }, "policy version recorded on the pod");

@@ -1,33 +1,8 @@
-// The HTTPS server every replica runs (CA endpoint now, admission webhooks next). Its serving
-// certificate comes from Tenet's own CA and is re-issued before expiry and whenever the CA
-// rotates, without restarting the listener.
-import crypto from "node:crypto";
+// The fastify app of the secure server: TLS, limits, the strict JSON parser, one error shape.
+// Routes come from the features (operator/server/index.ts).
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
-import type { Logger } from "../common/logger.ts";
-import type { LoadedAuthorities } from "./ca/authorities.ts";
-import { issueLeaf } from "./ca/x509.ts";
-import { strictJSONParser } from "../webhook/admission.ts";
-
-export interface ServingIdentity {
-  spiffeID: string;
-  dnsNames: string[];
-  ipAddresses: string[];
-  ttlSeconds: number;
-}
-
-export function issueServingCert(ca: LoadedAuthorities, id: ServingIdentity, now = new Date()) {
-  const { privateKey, publicKey } = crypto.generateKeyPairSync("ec", { namedCurve: "P-256" });
-  const leaf = issueLeaf(ca.active, {
-    publicKeyDer: publicKey.export({ type: "spki", format: "der" }) as Buffer,
-    spiffeID: id.spiffeID,
-    dnsNames: id.dnsNames,
-    ipAddresses: id.ipAddresses,
-    ttlSeconds: id.ttlSeconds,
-    now,
-    serverAuth: true,
-  });
-  return { key: privateKey.export({ type: "pkcs8", format: "pem" }) as string, cert: leaf.pem, notAfter: leaf.notAfter, notBefore: leaf.notBefore };
-}
+import type { Logger } from "../../common/logger.ts";
+import { strictJSONParser } from "./json.ts";
 
 /** Builds the app (no listen), so tests can call app.inject() and real clients can connect. */
 export function buildSecureServer(log: Logger, tls: { key: string; cert: string }): FastifyInstance {

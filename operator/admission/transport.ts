@@ -1,10 +1,11 @@
-// The AdmissionReview transport: strict decoding (content type, size, nesting depth, shape),
+// The AdmissionReview transport: strict decoding (content type, size, shape; nesting depth in
+// operator/server/json.ts),
 // the request uid echoed, always an admission.k8s.io/v1 answer. Handlers are plain functions
 // (request → result) that never see fastify; a handler that throws becomes a deliberate
 // denial that names the error, never a silent allow.
 import type { FastifyInstance } from "fastify";
 import { Counter, Histogram, type Registry } from "prom-client";
-import type { Logger } from "../common/logger.ts";
+import type { Logger } from "../../common/logger.ts";
 
 export interface AdmissionRequest {
   uid: string;
@@ -34,8 +35,6 @@ export type AdmissionHandler = (req: AdmissionRequest) => AdmissionResult | Prom
 
 /** The largest AdmissionReview we accept: a pod with big annotations fits; a flood does not. */
 export const ADMISSION_BODY_LIMIT = 3 * 1024 * 1024;
-/** Real Kubernetes objects nest a few dozen levels; hostile JSON nests thousands. */
-export const MAX_JSON_DEPTH = 64;
 
 export class AdmissionMetrics {
   readonly requests: Counter;
@@ -55,42 +54,6 @@ export class AdmissionMetrics {
       registers: [registry],
     });
   }
-}
-
-/** Registers a JSON parser that refuses deep nesting before JSON.parse recurses into it. */
-export function strictJSONParser(app: FastifyInstance) {
-  app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
-    const text = body as string;
-    const depth = maxDepth(text);
-    if (depth > MAX_JSON_DEPTH) {
-      const err = Object.assign(new Error(`JSON nested ${depth} levels deep; the limit is ${MAX_JSON_DEPTH}`), { statusCode: 400 });
-      return done(err, undefined);
-    }
-    try {
-      done(null, JSON.parse(text));
-    } catch (e) {
-      done(Object.assign(new Error(`body is not valid JSON: ${(e as Error).message}`), { statusCode: 400 }), undefined);
-    }
-  });
-}
-
-function maxDepth(text: string): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92 /* \ */) i++;
-      else if (c === 34 /* " */) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 123 || c === 91) {
-      if (++depth > max) max = depth;
-      if (max > MAX_JSON_DEPTH) return max;
-    } else if (c === 125 || c === 93) depth--;
-  }
-  return max;
 }
 
 /** Checks the envelope; returns a readable problem or undefined. */

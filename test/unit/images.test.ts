@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { ImageRefError, parseImage, registryAllowed, repositoryPrefixes } from "../../policy/images.ts";
+import { ImageRefError, parseImage, registryAllowed, repositoryPrefixes } from "../../common/images.ts";
 
 const SHA = "sha256:" + "0123456789abcdef".repeat(4);
 

@@ -1,24 +1,14 @@
 // Enforcer injection: whether a pod gets the Tenet enforcer (shouldInject) and the pod with it
 // (injectPod). Pure functions over plain JSON; the webhook diffs injectPod's result against the
-// request's pod to build the JSON patch (webhook/patch.ts).
+// request's pod to build the JSON patch (patch.ts).
 //
 // The enforcer is a native sidecar: the first init container, with `restartPolicy: Always`.
 // The kubelet starts it before every other init container and waits for its startup probe
 // (it is ready once it holds a certificate), so no app container runs, or opens a connection,
 // without it; and it is stopped once the regular containers have exited, so Jobs complete.
+import { APP_PORT_ANNOTATION, BUNDLE_CONFIGMAP, ENFORCER_CONTAINER, ENFORCER_LABEL, ENFORCER_LABEL_VALUE, INJECT_ANNOTATION, INJECT_NAMESPACE_LABEL, INJECTED_ANNOTATION, NAMESPACE_NAME_LABEL, TOKEN_AUDIENCE } from "../../common/names.ts";
 
-export const ENFORCER_CONTAINER = "tenet-enforcer";
-
-/** Pod annotation, "true" opts in and "false" opts out; namespace label, "enabled" opts in. */
-export const INJECT_ANNOTATION = "tenet.dev/inject";
-export const INJECT_NAMESPACE_LABEL = "tenet.dev/inject";
-/** Set on injected pods: the annotation records the injector version; the label lets
- * NetworkPolicies and the operator select pods that have an enforcer. */
-export const INJECTED_ANNOTATION = "tenet.dev/injected";
-export const ENFORCER_LABEL = "tenet.dev/enforcer";
-export const ENFORCER_LABEL_VALUE = "injected";
-/** Optional pod annotation: the port the app listens on (the enforcer forwards to it). */
-export const APP_PORT_ANNOTATION = "tenet.dev/app-port";
+/** The port the enforcer forwards to when neither the annotation nor a containerPort says. */
 export const DEFAULT_APP_PORT = 8080;
 /** Optional pod annotation: the outbound peers, passed to the enforcer as TENET_PEERS (a JSON
  * object {"host[:port]": "spiffe://..." | {"spiffeID", "address"}}; see docs/enforcer.md). The
@@ -30,17 +20,12 @@ export const TOKEN_VOLUME = "tenet-token";
 export const BUNDLE_VOLUME = "tenet-trust-bundle";
 export const TOKEN_DIR = "/var/run/secrets/tenet.dev/token";
 export const BUNDLE_DIR = "/var/run/secrets/tenet.dev/bundle";
-export const TOKEN_AUDIENCE = "tenet";
-/** The operator publishes the trust bundle in this ConfigMap, key ca.crt, in every namespace. */
-export const BUNDLE_CONFIGMAP = "tenet-trust-bundle";
 const TENET_VOLUMES = [TOKEN_VOLUME, BUNDLE_VOLUME];
 const TENET_PORT_NAMES = ["tenet-mtls", "tenet-health"];
 
 /** Never injected, whatever their labels or annotations: a webhook that mutates the control
  * plane's own pods, or the operator's, can keep the cluster from healing itself. */
 export const EXEMPT_NAMESPACES: ReadonlySet<string> = new Set(["kube-system", "tenet-system"]);
-/** Set by the API server on every namespace and immutable, unlike any label we could invent. */
-const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
 
 export interface InjectionConfig {
   image: string; // enforcer image, e.g. "tenet.local/tenet-enforcer:dev"

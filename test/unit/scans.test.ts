@@ -1,6 +1,11 @@
 import { strict as assert } from "node:assert";
-import { parseImage } from "../../policy/images.ts";
-import { fromTrivyJSON, fromVulnerabilityReport, ScanIndex, ScanParseError, SUMMARY_ONLY_ID, type ScanRecord, type Severity } from "../../policy/scans.ts";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import YAML from "yaml";
+import { parseImage } from "../../common/images.ts";
+import { fromTrivyJSON, fromVulnerabilityReport } from "../../scans/parse.ts";
+import { ScanParseError, SUMMARY_ONLY_ID, type ScanRecord, type Severity } from "../../scans/records.ts";
+import { ScanIndex } from "../../scans/scan-index.ts";
 
 import { jsonFixture, yamlFixture } from "../harness/fixtures.ts";
 

@@ -1,0 +1,43 @@
+// The secure server's JSON body parser: strict, and refusing deep nesting before JSON.parse
+// recurses into it (AdmissionReviews, CSR requests: every JSON body the server accepts).
+import type { FastifyInstance } from "fastify";
+
+/** Real Kubernetes objects nest a few dozen levels; hostile JSON nests thousands. */
+export const MAX_JSON_DEPTH = 64;
+
+/** Registers a JSON parser that refuses deep nesting before JSON.parse recurses into it. */
+export function strictJSONParser(app: FastifyInstance) {
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+    const text = body as string;
+    const depth = maxDepth(text);
+    if (depth > MAX_JSON_DEPTH) {
+      const err = Object.assign(new Error(`JSON nested ${depth} levels deep; the limit is ${MAX_JSON_DEPTH}`), { statusCode: 400 });
+      return done(err, undefined);
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch (e) {
+      done(Object.assign(new Error(`body is not valid JSON: ${(e as Error).message}`), { statusCode: 400 }), undefined);
+    }
+  });
+}
+
+function maxDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > max) max = depth;
+      if (max > MAX_JSON_DEPTH) return max;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return max;
+}
+
