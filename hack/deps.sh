@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what Tenet's scripts need on a fresh machine: Debian packages (if missing),
-# npm packages (if package-lock.json changed), and the control-plane binaries (cached).
+# Installs what Tenet's scripts need on a fresh machine: Debian packages (if missing), Node.js 24
+# (.node-version), npm packages (if package-lock.json changed), and the control-plane binaries (cached).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -13,10 +13,11 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-need node; need npm; need go
+need npm; need go
+use_node
 
 stamp="$root/node_modules/.tenet-lock-hash"
-hash=$(sha256sum "$root/package-lock.json" | cut -c1-16)
+hash=$( (sha256sum "$root/package-lock.json"; node --version) | sha256sum | cut -c1-16)
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$hash" ]]; then
   log "installing npm packages (npm ci)"
   (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)

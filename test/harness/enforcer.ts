@@ -15,6 +15,7 @@ import { type CAKeyPair } from "../../operator/ca/signing.ts";
 import crypto from "node:crypto";
 import { repoRoot } from "./controlplane.ts";
 import { fetchMetrics, waitFor } from "./exec.ts";
+import { built } from "./build.ts";
 
 const live = new Set<EnforcerProcess>();
 
@@ -47,7 +48,7 @@ export class EnforcerProcess {
   static async start(name: string, env: Record<string, string>, opts: { wait?: boolean } = {}) {
     const dir = mkdtempSync(path.join(os.tmpdir(), `tenet-enforcer-${name}-`));
     const auditFile = path.join(dir, "audit.jsonl");
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "enforcer/main.ts")], {
+    const child = spawn(process.execPath, [built("build/enforcer.mjs")], {
       cwd: repoRoot,
       env: {
         ...process.env,

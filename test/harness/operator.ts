@@ -6,6 +6,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { repoRoot } from "./controlplane.ts";
 import { fetchMetrics, waitFor } from "./exec.ts";
+import { built } from "./build.ts";
 
 const live = new Set<OperatorProcess>();
 
@@ -36,7 +37,7 @@ export class OperatorProcess {
   }
 
   static async start(opts: { kubeconfig: string; namespace: string; identity: string; env?: Record<string, string> }) {
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "operator/main.ts")], {
+    const child = spawn(process.execPath, [built("build/operator/main.js")], {
       cwd: repoRoot,
       env: {
         ...process.env,
