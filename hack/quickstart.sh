@@ -1,68 +1,42 @@
 #!/usr/bin/env bash
-# Tenet in one command: a real local control plane, Tenet's CRDs and RBAC, the operator
-# (running as its own ServiceAccount), and the samples in examples/ — then what happened.
+# Tenet in one command, on a real single-node cluster (hack/node.sh): Tenet installed as its
+# Deployment, the samples in examples/ as real pods, then what happened at each layer.
 #
 #   hack/quickstart.sh         start everything and show the result (leaves it running)
-#   hack/quickstart.sh stop    stop the operator and the control plane
+#   hack/quickstart.sh stop    stop the node (hack/node.sh down)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+# shellcheck source=hack/lib.sh
 source "$here/lib.sh"
-export TENET_STATE_DIR=${TENET_STATE_DIR:-$root/.tenet/quickstart}
-mkdir -p "$TENET_STATE_DIR"
-oplog=$TENET_STATE_DIR/operator.log
-oppid=$TENET_STATE_DIR/operator.pid
 
-stop_operator() {
-  if [[ -f "$oppid" ]] && kill -0 "$(cat "$oppid")" 2>/dev/null; then
-    kill -TERM "$(cat "$oppid")" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$(cat "$oppid")" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$(cat "$oppid")" 2>/dev/null || true
-  fi
-  rm -f "$oppid"
-}
-
-if [[ "${1:-}" == "stop" ]]; then
-  stop_operator
-  bash "$here/controlplane.sh" stop
-  exit 0
-fi
+if [[ "${1:-}" == "stop" ]]; then exec bash "$here/node.sh" down; fi
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+t0=$SECONDS
 
-step "1/5 Installing dependencies and the control-plane binaries (first run builds them from Go modules: a few minutes)"
+step "1/4 Installing dependencies (Node.js 24, npm packages; the first run builds Kubernetes from Go modules: ~15 min on 2 cores, then cached)"
 bash "$here/deps.sh"
+use_node
 
-step "2/5 Starting a local control plane (etcd + kube-apiserver ${TENET_K8S_VERSION})"
-stop_operator
-bash "$here/controlplane.sh" reset
-kubeconfig=$(bash "$here/controlplane.sh" start | tail -n 1)
+step "2/4 Starting a real node: kubelet, containerd, CNI, kube-proxy, CoreDNS, kube-router (NetworkPolicy)"
+kubeconfig=$(bash "$here/node.sh" up | tail -n 1)
 kubectl() { "$(tenet_bin_dir)/kubectl" --kubeconfig "$kubeconfig" "$@"; }
+in_node() { bash "$here/node.sh" exec "$@"; }
 
-step "3/5 Installing Tenet (kubectl apply -k manifests/: CRDs, namespace, RBAC, Deployment)"
-kubectl apply -k "$root/manifests"
-kubectl wait --for=condition=Established --timeout=30s crd/serviceidentities.tenet.dev crd/apipolicies.tenet.dev crd/runtimerules.tenet.dev >/dev/null
-echo "(there is no kubelet here, so the Deployment's pods stay Pending; the operator runs as a local process instead, with the same ServiceAccount and RBAC)"
+step "3/4 Installing Tenet as its Deployment (kubectl apply -k manifests/overlays/local: CRDs, RBAC, 2 replicas, PDB, Service)"
+bash "$here/node.sh" install
+kubectl -n tenet-system get deploy,pods -o wide
 
-step "4/5 Starting the operator as tenet-system/tenet-operator"
-bash "$here/operator-kubeconfig.sh" "$kubeconfig" "$TENET_STATE_DIR/operator.kubeconfig"
-secure_port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-(
-  cd "$root"
-  KUBECONFIG="$TENET_STATE_DIR/operator.kubeconfig" TENET_NAMESPACE=tenet-system POD_NAME=quickstart-operator \
-    TENET_HEALTH_HOST=127.0.0.1 TENET_HEALTH_PORT=0 TENET_SECURE_HOST=127.0.0.1 TENET_SECURE_PORT="$secure_port" \
-    TENET_WEBHOOK_HOST=127.0.0.1 \
-    TENET_LOG_FORMAT=${TENET_LOG_FORMAT:-pretty} \
-    nohup node --import tsx operator/main.ts > "$oplog" 2>&1 &
-  echo $! > "$oppid"
-)
-# Ready once it leads and the API server knows where its admission webhooks are.
-for _ in $(seq 1 150); do grep -q "webhook configurations applied" "$oplog" 2>/dev/null && break; sleep 0.2; done
-grep -q "webhook configurations applied" "$oplog" || { cat "$oplog"; die "the operator did not start; see $oplog"; }
-
-step "5/5 Applying the samples (kubectl apply -k examples/): identities, policies, a RuntimeRule, a Trivy report, two pods"
+step "4/4 Applying the samples (kubectl apply -k examples/): identities, policies, a RuntimeRule, scan data, two workloads"
+# A fresh start, so every step below shows what it says (an earlier run left a quarantine).
+kubectl delete configmap trivy-orders -n tenet-system --ignore-not-found >/dev/null
+kubectl delete namespace demo --ignore-not-found --wait=true --timeout=120s >/dev/null
 kubectl apply -k "$root/examples"
-sleep 3
+kubectl -n demo rollout status deploy/orders --timeout=120s >/dev/null
+kubectl -n demo rollout status deploy/frontend --timeout=120s >/dev/null
+pod() { kubectl -n demo get pods -l "app=$1" --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}'; }
+orders=$(pod orders) frontend=$(pod frontend)
 
 step "What Tenet made of them"
 kubectl get serviceidentities,apipolicies,runtimerules -n demo
@@ -70,65 +44,78 @@ echo
 kubectl get serviceidentities,apipolicies,runtimerules -n demo \
   -o custom-columns='KIND:.kind,NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason,MESSAGE:.status.conditions[?(@.type=="Ready")].message'
 
-step "Injection: pod demo/orders-7f9c got the enforcer as a native sidecar (namespace label tenet.dev/inject=enabled)"
-kubectl get pod orders-7f9c -n demo \
-  -o custom-columns='POD:.metadata.name,SIDECAR:.spec.initContainers[0].name,RESTART:.spec.initContainers[0].restartPolicy,APP:.spec.containers[*].name,INJECTED:.metadata.annotations.tenet\.dev/injected'
+step "Injection: real pods, each with the enforcer as a native sidecar (namespace label tenet.dev/inject=enabled)"
+kubectl get pods -n demo -o wide
+echo
+kubectl get pods -n demo \
+  -o custom-columns='POD:.metadata.name,SIDECAR:.spec.initContainers[0].name,IMAGE:.spec.initContainers[0].image,RESTART:.spec.initContainers[0].restartPolicy,APP:.spec.containers[*].name,CERTIFICATES:.metadata.annotations.tenet\.dev/certificates'
+
+step "Identity: the certificate orders' enforcer presents (issued by Tenet's CA to the pod's projected token)"
+ip=$(kubectl -n demo get pod "$orders" -o jsonpath='{.status.podIP}')
+in_node openssl s_client -connect "$ip:15443" -showcerts </dev/null 2>/dev/null |
+  awk '/BEGIN CERT/{p=1} p{print} /END CERT/{exit}' | node "$root/build/cli/tenet.js" inspect cert -
 
 step "Admission: a Deployment whose image has 2 critical vulnerabilities (RuntimeRule demo/baseline allows 0)"
 echo "\$ kubectl apply -f examples/rejected/deployment-billing.yaml"
-# The scan report reaches the webhook through an informer: give it a moment on a cold start.
 for attempt in 1 2 3 4 5; do
   if out=$(kubectl apply -f "$root/examples/rejected/deployment-billing.yaml" 2>&1); then
     kubectl delete -f "$root/examples/rejected/deployment-billing.yaml" --wait=false >/dev/null 2>&1 || true
     [[ $attempt -lt 5 ]] && { sleep 1; continue; }
-    echo "$out"; die "the vulnerable Deployment was admitted; see $oplog"
+    echo "$out"; die "the vulnerable Deployment was admitted"
   fi
   echo "$out" | fold -s -w 120
   break
 done
 
-step "A workload certificate: pod demo/orders-7f9c asks Tenet's CA, as its enforcer would"
-(cd "$root" && KUBECONFIG="$kubeconfig" node --import tsx hack/request-cert.ts --namespace demo --pod orders-7f9c \
-  --endpoint "https://127.0.0.1:$secure_port" --out "$TENET_STATE_DIR/orders.crt")
-(cd "$root" && node --import tsx cli/tenet.ts inspect cert "$TENET_STATE_DIR/orders.crt")
-
-step "The enforcer: frontend calls orders through two real enforcers (mTLS both ways, APIPolicy demo/orders, audit)"
-(cd "$root" && KUBECONFIG="$kubeconfig" node --import tsx hack/demo-enforcer.ts --endpoint "https://127.0.0.1:$secure_port" --dir "$TENET_STATE_DIR")
+call() { kubectl -n demo exec "$frontend" -c frontend -- node /app/call.js "$@"; }
+step "The enforcers: pod $frontend calls orders through them (mTLS both ways, APIPolicy demo/orders, audit)"
+for c in "GET http://orders.demo.svc/healthz|rule any-caller-health: any authenticated caller" \
+         "GET http://orders.demo.svc/v1/orders|rule frontend-reads-and-creates-orders needs a JWT from auth.acme.example" \
+         "DELETE http://orders.demo.svc/v1/orders/42|no rule grants scope delete"; do
+  echo "\$ kubectl exec $frontend -c frontend -- node /app/call.js ${c%%|*}    (${c#*|})"
+  # shellcheck disable=SC2086
+  call ${c%%|*} | cut -c1-200
+done
+sleep 1
+echo
+echo "audit records of orders' enforcer (one per attempt):"
+kubectl -n demo logs "$orders" -c tenet-enforcer | grep '"log":"audit"' | tail -n 3 |
+  node -e 'require("readline").createInterface({input:process.stdin}).on("line",l=>{const a=JSON.parse(l);console.log(JSON.stringify({time:a.time,caller:a.caller,posture:a.posture,method:a.method,path:a.path,api:a.api,scope:a.scope,decision:a.decision,rule:a.rule,reason:a.reason,status:a.status}))})'
 
 step "Rescan: new scan data says orders' image has a critical vulnerability (kubectl apply -f examples/new-scan/)"
+direct() { kubectl -n demo exec "$frontend" -c frontend -- node /app/fetch.js "http://$ip:8080/healthz" 2000 2>&1 | cut -c1-160; }
+echo "before, from pod $frontend straight to orders' port: $(direct)"
 kubectl apply -f "$root/examples/new-scan/trivy-report-orders.yaml"
-for _ in $(seq 1 50); do
-  [[ "$(kubectl get pod orders-7f9c -n demo -o jsonpath='{.metadata.labels.tenet\.dev/quarantined}')" == "true" ]] && break
-  sleep 0.2
+for _ in $(seq 1 100); do
+  [[ "$(kubectl get pod "$orders" -n demo -o jsonpath='{.metadata.labels.tenet\.dev/quarantined}')" == "true" ]] && break
+  sleep 0.3
 done
 kubectl get pods -n demo -L tenet.dev/posture,tenet.dev/quarantined
 echo
 kubectl get networkpolicy tenet-quarantine -n demo -o custom-columns='NETWORKPOLICY:.metadata.name,SELECTS:.spec.podSelector.matchLabels,TYPES:.spec.policyTypes'
+sleep 2
 echo
-echo "revocation list (serials of the certificates orders-7f9c was issued):"
-kubectl get configmap tenet-revocations -n tenet-system -o jsonpath='{.data.revocations\.json}'; echo
-echo
-echo "and the CA now refuses it:"
-(cd "$root" && KUBECONFIG="$kubeconfig" node --import tsx hack/request-cert.ts --namespace demo --pod orders-7f9c \
-  --endpoint "https://127.0.0.1:$secure_port" --out "$TENET_STATE_DIR/orders-again.crt" 2>&1 | fold -s -w 120) || true
+echo "after, the same call from pod $frontend (NetworkPolicy, enforced by kube-router): $(direct)"
+echo "revocation list (the serials of orders' certificates):"
+kubectl get configmap tenet-revocations -n tenet-system -o jsonpath='{.data}' | cut -c1-300; echo
 
 step "Events"
-kubectl get events -n demo --sort-by=.lastTimestamp -o custom-columns='TYPE:.type,REASON:.reason,OBJECT:.involvedObject.kind,NAME:.involvedObject.name,MESSAGE:.message'
+kubectl get events -n demo --sort-by=.lastTimestamp -o custom-columns='TYPE:.type,REASON:.reason,OBJECT:.involvedObject.kind,NAME:.involvedObject.name,MESSAGE:.message' | tail -n 15
 
-step "Operator log (last lines of $oplog)"
-tail -n 25 "$oplog"
+step "Operator log (the leader's last lines)"
+leader=$(kubectl -n tenet-system get lease tenet-operator-leader -o jsonpath='{.spec.holderIdentity}')
+kubectl -n tenet-system logs "$leader" --tail=12 | cut -c1-240
 
 cat <<MSG
 
-Tenet is running. Try:
+Tenet is running on a real node ($((SECONDS - t0))s). Try:
   export KUBECONFIG=$kubeconfig
   alias kubectl="$(tenet_bin_dir)/kubectl"
-  kubectl get tenet -A                        # every Tenet object, with its Ready column
-  kubectl explain apipolicy.spec.rules        # the API, documented
-  kubectl edit apipolicy broken -n demo       # fix the rule and watch Ready flip
-  kubectl annotate pod orders-7f9c -n demo tenet.dev/release="reviewed"   # release the quarantined pod
-  npm run tenet -- inspect cert $TENET_STATE_DIR/orders.crt
-  curl --cacert <(kubectl get cm -n tenet-system tenet-trust-bundle -o jsonpath='{.data.ca\.crt}') https://127.0.0.1:$secure_port/v1/revocations
-  tail -f $oplog
-Stop everything with: hack/quickstart.sh stop
+  kubectl get tenet -A                          # every Tenet object, with its Ready column
+  kubectl get pods -A -o wide                   # real pods
+  kubectl edit apipolicy broken -n demo         # fix the rule and watch Ready flip
+  kubectl annotate pod $orders -n demo tenet.dev/release="reviewed"   # release the quarantined pod
+  kubectl -n demo logs $orders -c tenet-enforcer   # the enforcer's log and audit records
+  hack/node.sh status                           # the node's daemons
+Stop everything with: hack/quickstart.sh stop   (hack/node.sh down --purge also deletes the cluster)
 MSG
