@@ -35,6 +35,8 @@ export interface EnforcerConfig {
   /** Destination (host:port or host, as the app writes it in the URL) → expected identity. */
   peers: Map<string, PeerTarget>;
   refreshMs: number;
+  /** Trust bundle and revocation list: often, so a quarantine takes effect within seconds (ETag: mostly 304s). */
+  trustRefreshMs: number;
   auditFile?: string;
   maxHeaderSize: number;
   headersTimeoutMs: number;
@@ -82,6 +84,7 @@ export function enforcerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Enf
     peerPort: port("TENET_PEER_PORT", 15443),
     peers: parsePeers(env.TENET_PEERS),
     refreshMs: int("TENET_REFRESH_SECONDS", 30, 1, 86_400) * 1000,
+    trustRefreshMs: int("TENET_TRUST_REFRESH_SECONDS", 5, 1, 86_400) * 1000,
     auditFile: env.TENET_AUDIT_FILE || undefined,
     maxHeaderSize: int("TENET_MAX_HEADER_BYTES", 16 * 1024, 1024, 1024 * 1024),
     headersTimeoutMs: int("TENET_HEADERS_TIMEOUT_MS", 10_000, 100),

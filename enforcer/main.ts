@@ -110,10 +110,9 @@ const inboundPort = await listen(inbound, cfg.inboundPort, cfg.listenHost);
 const outboundPort = await listen(outbound.server, cfg.outboundPort, cfg.outboundHost);
 log.info({ spiffeID: creds!.spiffeID, inboundPort, outboundPort, healthPort, app: `${cfg.appHost}:${cfg.appPort}`, peers: [...cfg.peers.keys()], policyVersion: policy.version }, "enforcer listening");
 
-const refresher = setInterval(() => {
-  void trust.refresh().then(() => metrics.revoked.set(trust.revokedCount));
-  void policy.refresh();
-}, cfg.refreshMs);
+const trustRefresher = setInterval(() => void trust.refresh().then(() => metrics.revoked.set(trust.revokedCount)), cfg.trustRefreshMs);
+trustRefresher.unref();
+const refresher = setInterval(() => void policy.refresh(), cfg.refreshMs);
 refresher.unref();
 
 let stopping = false;
@@ -122,6 +121,7 @@ const shutdown = (signal: string) => {
   stopping = true;
   log.info({ signal }, "shutting down: refusing new connections, finishing open requests");
   clearInterval(refresher);
+  clearInterval(trustRefresher);
   identity?.stop();
   inbound.close();
   inbound.closeIdleConnections();

@@ -56,7 +56,7 @@ case "${1:-}" in
       sleep 0.2
     done
     kubectl_node get validatingwebhookconfiguration tenet >/dev/null 2>&1 || die "the operator did not register its webhooks"
-    log "Tenet installed in $((SECONDS - t))s: $(kubectl_node -n tenet-system get pods -l app.kubernetes.io/name=tenet-operator --no-headers | wc -l) replicas"
+    log "Tenet installed in $((SECONDS - t))s: $(kubectl_node -n tenet-system get deployment tenet-operator -o jsonpath='{.status.readyReplicas}') replicas ready"
     ;;
   uninstall)
     t=$SECONDS

@@ -239,7 +239,6 @@ describe("examples", () => {
     const names = examples().map(({ doc }) => `${doc.kind}/${doc.metadata.name}`);
     for (const want of [
       "Namespace/demo",
-      "ServiceAccount/default",
       "ServiceAccount/frontend",
       "ServiceAccount/orders",
       "ServiceIdentity/orders",
