@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # For users with Docker: a kind cluster running Tenet's real Deployment from a locally built
-# image. Not run in CI (our machines have no container engine); tests and the quick start
-# use hack/controlplane.sh instead.
+# images. Not run in CI (our machines have no container engine); tests and the quick start
+# use hack/node.sh (a real node without Docker) instead.
 #
-#   hack/kind.sh up      create cluster "tenet", build and load the image, apply manifests + examples
+#   hack/kind.sh up      create cluster "tenet", build and load the images, apply manifests + examples
 #   hack/kind.sh down    delete the cluster
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,10 +16,16 @@ case "${1:-}" in
   up)
     need docker; need kind; need kubectl
     kind get clusters | grep -qx "$cluster" || kind create cluster --name "$cluster" --image "$node_image" --wait 120s
-    docker build -t tenet-operator:dev "$root"
-    kind load docker-image tenet-operator:dev --name "$cluster"
+    # The enforcer image follows the operator's name and tag (operator/enforcer-image.ts).
+    docker build --target operator -t tenet-operator:dev "$root"
+    docker build --target enforcer -t tenet-enforcer:dev "$root"
+    kind load docker-image tenet-operator:dev tenet-enforcer:dev --name "$cluster"
     kubectl --context "kind-$cluster" apply -k "$root/manifests"
     kubectl --context "kind-$cluster" -n tenet-system rollout status deploy/tenet-operator --timeout=180s
+    # The examples' workloads: the demo server under the names examples/ uses.
+    printf 'FROM node:24.22.3-bookworm-slim\nCOPY . /app/\n' |
+      docker build -t ghcr.io/acme/orders:1.4.2 -t ghcr.io/acme/frontend:2.0.1 -f - "$root/hack/node/images/app"
+    kind load docker-image ghcr.io/acme/orders:1.4.2 ghcr.io/acme/frontend:2.0.1 --name "$cluster"
     kubectl --context "kind-$cluster" apply -k "$root/examples"
     sleep 3
     kubectl --context "kind-$cluster" get serviceidentities,apipolicies,runtimerules -A
