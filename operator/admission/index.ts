@@ -4,6 +4,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Kube } from "../../common/kube.ts";
 import { resourcePath, Resources } from "../../common/kube.ts";
+import { clip } from "../../common/bounded.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { RuntimeRule } from "../../crds/types.gen.ts";
 import { repositoryOf } from "../../policy/images.ts";
@@ -179,7 +180,8 @@ export function createAdmission(ctx: {
                     { apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", metadata: rule.metadata as any },
                     denied ? "Warning" : "Normal",
                     denied ? "AdmissionDenied" : "AdmittedWithWarnings",
-                    `${owner}: ${rv.message}`,
+                    // owner names the object as the caller sent it: bounded, like every Event message.
+                    clip(`${owner}: ${rv.message}`, 1024)!,
                   );
                 }
               }),

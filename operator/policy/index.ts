@@ -5,6 +5,7 @@
 // enforcers running each policy's current version.
 import type { FastifyInstance } from "fastify";
 import { resourcePath, Resources, type Kube } from "../../common/kube.ts";
+import { clip } from "../../common/bounded.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { APIPolicy } from "../../crds/types.gen.ts";
 import { jwksURIs, policyDocument, type PolicyDocument } from "../../policy/authz.ts";
@@ -67,7 +68,7 @@ export function createPolicyDistribution(ctx: {
           pod = await authenticatePod(token, { kube: ctx.kube, pods: ctx.pods });
         } catch (err) {
           if (!(err instanceof SignRejection)) throw err;
-          log.warn({ reason: err.reason, remote: req.ip }, err.message);
+          log.warn({ reason: err.reason, remote: req.ip }, clip(err.message, 1024)!);
           return reply.code(err.status).send({ error: { reason: err.reason, message: err.message } });
         }
         const doc = documents.forPod(pod);
