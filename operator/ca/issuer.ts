@@ -12,6 +12,7 @@ import type { Informer } from "../runtime/informer.ts";
 import type { TenetObject } from "../controllers/status-reconciler.ts";
 import { durationSeconds, identityAttributes, QUARANTINE_LABEL } from "./attributes.ts";
 import type { LoadedAuthorities } from "./authorities.ts";
+import { TokenReviewCache } from "./token-reviews.ts";
 import { CSRError, issueLeaf, LeafRequestError, parseCSR } from "./x509.ts";
 
 export const TOKEN_AUDIENCE = "tenet";
@@ -140,7 +141,20 @@ function quarantined(pod: CachedPod): SignRejection {
   );
 }
 
+/** Accepted reviews per API client (operator/ca/token-reviews.ts): one TokenReview per token lifetime. */
+const reviewCaches = new WeakMap<Kube, TokenReviewCache<Caller>>();
+
 async function reviewToken(token: string, kube: Kube): Promise<Caller> {
+  let cache = reviewCaches.get(kube);
+  if (!cache) reviewCaches.set(kube, (cache = new TokenReviewCache<Caller>()));
+  const cached = cache.get(token);
+  if (cached) return cached;
+  const caller = await reviewTokenOnce(token, kube);
+  cache.set(token, caller);
+  return caller;
+}
+
+async function reviewTokenOnce(token: string, kube: Kube): Promise<Caller> {
   const review = await kube.create("/apis/authentication.k8s.io/v1/tokenreviews", {
     apiVersion: "authentication.k8s.io/v1",
     kind: "TokenReview",
