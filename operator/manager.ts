@@ -39,7 +39,7 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   const identities = informer<ServiceIdentity & TenetObject>("serviceidentities", Resources.serviceIdentities);
   const policies = informer<APIPolicy & TenetObject>("apipolicies", Resources.apiPolicies);
   const rules = informer<RuntimeRule & TenetObject>("runtimerules", Resources.runtimeRules);
-  const policyDistribution = createPolicyDistribution({ kube, log, pods, policies });
+  const policyDistribution = createPolicyDistribution({ kube, log, pods, policies, jwks: { allowedHosts: cfg.jwksAllowedHosts } });
 
   const controllerFor = <T extends TenetObject>(name: string, kind: string, inf: Informer<T>, resource: { group: string; version: string; plural: string }, plan: (o: T, now: Date) => StatusPlan) => {
     const c = new Controller({
@@ -62,7 +62,7 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
       planServiceIdentity(si, pods.listNamespace(si.metadata.namespace!), identities.listNamespace(si.metadata.namespace!), cfg.trustDomain),
     ),
     controllerFor("apipolicy", "APIPolicy", policies, Resources.apiPolicies, (p) =>
-      planAPIPolicy(p, pods.listNamespace(p.metadata.namespace!), policies.listNamespace(p.metadata.namespace!), policyDistribution.jwks),
+      planAPIPolicy(p, pods.listNamespace(p.metadata.namespace!), policies.listNamespace(p.metadata.namespace!), policyDistribution.jwks, policyDistribution.jwksProblem),
     ),
     controllerFor("runtimerule", "RuntimeRule", rules, Resources.runtimeRules, (r, now) => planRuntimeRule(r, pods.listNamespace(r.metadata.namespace!), now)),
   ];

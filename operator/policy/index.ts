@@ -25,6 +25,8 @@ export interface PolicyDistribution {
   documentFor(pod: CachedPod): PolicyDocument;
   /** Cached key sets for the rules' jwksURI (fetched by the operator). */
   jwks: (uri: string) => string | undefined;
+  /** Why a jwksURI's key set is not fetched (host not allowed, fetch failed), for APIPolicy status. */
+  jwksProblem: (uri: string) => { reason: string; message: string } | undefined;
   onKeysChanged(cb: () => void): void;
   stop(): Promise<void>;
 }
@@ -58,6 +60,7 @@ export function createPolicyDistribution(ctx: {
   return {
     documentFor: (pod) => documents.forPod(pod),
     jwks: fetcher.get,
+    jwksProblem: (uri) => fetcher.problem(uri),
     onKeysChanged: (cb) => listeners.push(cb),
     routes(app) {
       app.get("/v1/policy", async (req, reply) => {
