@@ -58,6 +58,6 @@ export function buildSecureServer(log: Logger, tls: { key: string; cert: string 
     }
     return reply.code(status).send({ error: { reason, message: status >= 500 ? "internal error" : err.message } });
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { reason: "NotFound", message: `no route ${req.method} ${req.url.split("?")[0]}` } }));
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { reason: "NotFound", message: `no route ${req.method} ${req.url.split("?")[0].slice(0, 256)}` } }));
   return app;
 }
