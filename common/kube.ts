@@ -175,16 +175,18 @@ export class Kube {
 
   /**
    * Streams watch events until the server ends the watch (resolves) or the stream fails
-   * (rejects). An ERROR event carrying a Status is turned into a rejection, so callers
+   * (rejects); `onOpen` is called once the server has accepted the watch (HTTP 200). An ERROR event carrying a Status is turned into a rejection, so callers
    * see 410 Gone as a KubeError.
    */
-  async watch(path: string, query: RequestOptions["query"], onEvent: (e: WatchEvent) => void, signal: AbortSignal) {
+  async watch(path: string, query: RequestOptions["query"], onEvent: (e: WatchEvent) => void, signal: AbortSignal, onOpen?: () => void) {
     const res = await this.open("GET", path, { query: { ...query, watch: true }, signal, timeoutMs: 0 });
     if (res.statusCode !== 200) {
       const chunks: Buffer[] = [];
       for await (const c of res) chunks.push(c as Buffer);
       throw toKubeError(res.statusCode ?? 0, Buffer.concat(chunks).toString("utf8"), `WATCH ${path}`);
     }
+    // The server accepted the watch (informers count this as recovered).
+    onOpen?.();
     const lines = createInterface({ input: res, crlfDelay: Infinity });
     try {
       for await (const line of lines) {

@@ -6,8 +6,30 @@ export const CALLER_HEADER = "x-tenet-caller";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", CALLER_HEADER]);
 
-/** rawHeaders without hop-by-hop headers and x-tenet-caller; extra pairs appended. */
-export function forwardHeaders(raw: string[], extra?: [string, string]): string[] {
+/**
+ * Request headers a caller could use to make the app route or dispatch differently from what the
+ * enforcer authorized: path overrides that IIS, Symfony, Laminas, nginx setups and some Spring
+ * filters honour (X-Original-URL, X-Rewrite-URL, ...), the prefix Spring's ForwardedHeaderFilter
+ * prepends (X-Forwarded-Prefix), and method overrides (X-HTTP-Method-Override, ...) that turn an
+ * authorized GET into a DELETE. A peer is not a trusted proxy, so the inbound listener drops them.
+ * X-Forwarded-For/-Host/-Proto pass unchanged: they change neither path nor method, and the caller's
+ * identity is x-tenet-caller, never a forwarded header (docs/security.md).
+ */
+export const REQUEST_OVERRIDE_HEADERS: ReadonlySet<string> = new Set([
+  "x-original-url",
+  "x-rewrite-url",
+  "x-original-uri",
+  "x-forwarded-uri",
+  "x-forwarded-path",
+  "x-forwarded-prefix",
+  "x-envoy-original-path",
+  "x-http-method-override",
+  "x-http-method",
+  "x-method-override",
+]);
+
+/** rawHeaders without hop-by-hop headers, x-tenet-caller and any `drop` header; extra pairs appended. */
+export function forwardHeaders(raw: string[], extra?: [string, string], drop?: ReadonlySet<string>): string[] {
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i].length === 10 && raw[i].toLowerCase() === "connection") {
@@ -20,7 +42,7 @@ export function forwardHeaders(raw: string[], extra?: [string, string]): string[
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const k = raw[i].toLowerCase();
-    if (HOP_BY_HOP.has(k) || named?.has(k)) continue;
+    if (HOP_BY_HOP.has(k) || named?.has(k) || drop?.has(k)) continue;
     out.push(raw[i], raw[i + 1]);
   }
   if (extra) out.push(extra[0], extra[1]);

@@ -12,7 +12,7 @@ import { readCertIdentity } from "../pki/certificate.ts";
 import type { Caller, Decision } from "../policy/authz-contract.ts";
 import { auditPath, type Audit, type AuditRecord } from "./audit.ts";
 import type { EnforcerConfig } from "./config.ts";
-import { CALLER_HEADER, forwardHeaders, spiffeNamespace } from "./headers.ts";
+import { CALLER_HEADER, forwardHeaders, REQUEST_OVERRIDE_HEADERS, spiffeNamespace } from "./headers.ts";
 import type { Metrics } from "./metrics.ts";
 import type { PolicySource } from "./policy.ts";
 import type { TrustStore } from "./trust.ts";
@@ -148,7 +148,7 @@ export function createInbound(deps: InboundDeps): https.Server {
       return refuse(res, d.status, d.reason, d.message);
     }
 
-    const headers = forwardHeaders(req.rawHeaders, [CALLER_HEADER, peer.caller!.spiffeID]);
+    const headers = forwardHeaders(req.rawHeaders, [CALLER_HEADER, peer.caller!.spiffeID], REQUEST_OVERRIDE_HEADERS);
     const up = http.request({ host: cfg.appHost, port: cfg.appPort, method, path: forwardPath(rawPath, d.path), headers: headers as unknown as http.OutgoingHttpHeaders, agent: appAgent });
     up.on("response", (ures) => {
       status = ures.statusCode ?? 502;
@@ -190,11 +190,14 @@ export function createInbound(deps: InboundDeps): https.Server {
     refusedTLS(handshakeReason(err), err.code ?? err.message.slice(0, 120), socket.remoteAddress);
   });
 
-  // Malformed requests, oversized headers and slow clients: answer, audit, close.
+  // Malformed requests, oversized headers and slow clients: answer, audit, close. Node can report
+  // one attempt twice (an oversized header that arrives in several reads): one record per socket.
+  const answered = new WeakSet<Duplex>();
   server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
     const tlsSocket = socket as TLSSocket;
     // TLS-level failures were audited by tlsClientError; a reset between requests is no attempt.
-    if (!tlsSocket.authorized || err.code === "ECONNRESET" || err.code === "EPIPE") return void socket.destroy();
+    if (!tlsSocket.authorized || err.code === "ECONNRESET" || err.code === "EPIPE" || answered.has(socket)) return void socket.destroy();
+    answered.add(socket);
     const [status, reason, text] = clientErrorStatus(err);
     const peer = peerOf(tlsSocket);
     audit.write({ direction: "inbound", destination, caller: peer?.caller?.spiffeID, decision: "deny", reason, status, latencyMs: 0, detail: err.code });

@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { Server } from "node:net";
+import { BoundedLabel } from "../common/bounded.ts";
 import { createLogger } from "../common/logger.ts";
 import { readCertIdentity } from "../pki/certificate.ts";
 import { createAudit } from "./audit.ts";
@@ -67,10 +68,12 @@ if (cfg.staticDir) {
   creds = { keyPem: await readFile(path.join(cfg.staticDir, "key.pem"), "utf8"), certPem, spiffeID: id.spiffeID ?? "", serial: id.serial, notAfter: id.notAfter, renewAfter: id.notAfter, attributes: id.attributes };
   log.warn({ dir: cfg.staticDir, spiffeID: creds.spiffeID }, "static mode (tests and benchmarks only): certificate, trust bundle and policy come from files");
 }
+// Reasons come from the operator's answers: capped so the label set stays finite.
+const certReasons = new BoundedLabel(32);
 const identity = cfg.staticDir
   ? undefined
   : new IdentityManager(client, `${cfg.caEndpoint}/v1/certificates`, cfg.podName, log.child({ component: "identity" }), (result, reason) =>
-      metrics.certificateRequests.inc({ result, reason: reason ?? "" }),
+      metrics.certificateRequests.inc({ result, reason: reason === undefined ? "" : certReasons.value(reason) }),
     );
 if (identity) creds = await identity.start();
 metrics.certificateExpiry.set(creds!.notAfter.getTime() / 1000);

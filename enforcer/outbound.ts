@@ -11,6 +11,7 @@ import type { Logger } from "../common/logger.ts";
 import { auditPath, type Audit } from "./audit.ts";
 import type { EnforcerConfig, PeerTarget } from "./config.ts";
 import { forwardHeaders, parseProxyTarget, spiffeFromAltNames } from "./headers.ts";
+import { clip } from "../common/bounded.ts";
 import type { Metrics } from "./metrics.ts";
 import type { TrustStore } from "./trust.ts";
 
@@ -84,7 +85,8 @@ export function createOutbound(deps: OutboundDeps): Outbound {
       const method = req.method ?? "GET";
       const target = parseProxyTarget(req.url ?? "");
       const me = deps.self();
-      const destination = target ? `${target.host}:${target.port}` : "";
+      // The host comes from the app's request: cut it for the audit record and log lines.
+      const destination = target ? clip(`${target.host}:${target.port}`, 256)! : "";
       let reason = "Forwarded";
       let decision: "allow" | "deny" = "allow";
       let status = 0;

@@ -36,6 +36,8 @@ export interface OperatorConfig {
   rescanSchedule: string;
   postureWorkers: number;
   rescanProgressEvery: number;
+  /** Hosts whose jwksURI the operator may fetch (TENET_JWKS_ALLOWED_HOSTS: "host", "host:port", "*.suffix"); empty: none. */
+  jwksAllowedHosts: string[];
 }
 
 const list = (v: string | undefined) => (v ?? "").split(",").map((x) => x.trim()).filter(Boolean);
@@ -93,5 +95,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorCon
     rescanSchedule: env.TENET_RESCAN_SCHEDULE || "0 * * * *",
     postureWorkers: int("TENET_POSTURE_WORKERS", 8),
     rescanProgressEvery: int("TENET_RESCAN_PROGRESS_EVERY", 1000),
+    jwksAllowedHosts: list(env.TENET_JWKS_ALLOWED_HOSTS),
   };
 }

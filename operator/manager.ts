@@ -68,7 +68,7 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   const identity = createIdentity({ kube, cfg, log, metrics, events, pods, identities });
   const server = new SecureServer(log, { host: cfg.secureHost, port: cfg.securePort, identity: servingIdentity(cfg) }, identity.servingCertificates);
   const admission = createAdmission({ kube, cfg, log, metrics, events, namespaces, rules, scans: scans.index, trust: identity.store, server });
-  const policyDistribution = createPolicyDistribution({ kube, log, pods, policies });
+  const policyDistribution = createPolicyDistribution({ kube, log, pods, policies, jwks: { allowedHosts: cfg.jwksAllowedHosts } });
   // Rescans: registered before the informers start, so every pod and report reaches its index.
   const posture = new PostureController({ kube, cfg, log, metrics, events, pods, rules, namespaces, scans, revocations: identity.revocations });
   server.routes(identity.routes).routes(admission.routes).routes(policyDistribution.routes);
@@ -77,7 +77,7 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
     planServiceIdentity(si, pods.listNamespace(si.metadata.namespace!), identities.listNamespace(si.metadata.namespace!), cfg.trustDomain),
   );
   const apiPolicyStatus = controllerFor("apipolicy", "APIPolicy", policies, Resources.apiPolicies, (p) =>
-    planAPIPolicy(p, pods.listNamespace(p.metadata.namespace!), policies.listNamespace(p.metadata.namespace!), policyDistribution.jwks),
+    planAPIPolicy(p, pods.listNamespace(p.metadata.namespace!), policies.listNamespace(p.metadata.namespace!), policyDistribution.jwks, policyDistribution.jwksProblem),
   );
   const runtimeRuleStatus = controllerFor("runtimerule", "RuntimeRule", rules, Resources.runtimeRules, (r, now) => planRuntimeRule(r, pods.listNamespace(r.metadata.namespace!), now));
   // New issuer keys change the documents, so which enforcers run the current one.

@@ -111,7 +111,8 @@ export type NormalizedPath = { ok: true; path: string; segments: string[] } | { 
 /**
  * The path a decision is made on: query and fragment dropped, each segment percent-decoded once,
  * `.` and `..` resolved, empty segments (`//`) and a trailing slash dropped. Anything that could
- * mean different paths to the enforcer and the app is refused: encoded `/` or `\`, a literal `\`,
+ * mean different paths to the enforcer and the app is refused: `;` (path parameters, literal or
+ * encoded), encoded `/` or `\`, a literal `\`,
  * NUL and control characters, a `%` left after decoding (double encoding), invalid UTF-8, and
  * `..` above the root.
  */
@@ -124,6 +125,9 @@ export function normalizePath(raw: string): NormalizedPath {
   for (const rawSeg of p.split("/")) {
     if (rawSeg === "") continue;
     if (rawSeg.includes("\\")) return { ok: false, message: "the path contains a backslash" };
+    // Path parameters: Tomcat, Jetty and Spring drop ";..." from each segment, so "/a/..;/b" is
+    // "/b" and "/admin;x/keys" is "/admin/keys" to them. Refused rather than guessed at.
+    if (rawSeg.includes(";") || /%3b/i.test(rawSeg)) return { ok: false, message: "the path contains ';' (a path parameter, which Tomcat and Spring strip: /a/..;/b reads as /b)" };
     if (/%(2f|5c|00|25)/i.test(rawSeg)) return { ok: false, message: "the path contains an encoded '/', '\\', '%' or NUL" };
     let seg: string;
     try {

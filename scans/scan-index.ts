@@ -16,6 +16,8 @@ interface Entry {
 export class ScanIndex {
   private byKey = new Map<string, Entry>();
   private byRepo = new Map<string, Entry[]>();
+  /** Records that carry a digest, by digest: the same digest is the same content in any repository. */
+  private byDigest = new Map<string, Entry[]>();
   private seq = 0;
   private _version = 0;
 
@@ -38,6 +40,12 @@ export class ScanIndex {
     const list = this.byRepo.get(repo);
     if (list) list.push(e);
     else this.byRepo.set(repo, [e]);
+    const digest = rec.image.digest;
+    if (digest !== undefined) {
+      const same = this.byDigest.get(digest);
+      if (same) same.push(e);
+      else this.byDigest.set(digest, [e]);
+    }
     this._version++;
   }
 
@@ -46,14 +54,16 @@ export class ScanIndex {
   }
 
   /**
-   * The scan describing this image. A record with the same repository and digest wins; otherwise
-   * one with the same repository and tag, unless that record's digest differs from the image's
-   * (then the tag has moved and the report describes other content). Newest scannedAt wins among
-   * equals, then the latest upsert.
+   * The scan describing this image. For a digest-pinned image, a record of that digest decides:
+   * one of the same repository first, else one of any repository (a digest names content, wherever
+   * it was pushed or mirrored), so a report found only by tag can never clear content that is known
+   * by its digest. Otherwise a record with the same repository and tag, unless that record's digest
+   * differs from the image's (then the tag has moved and the report describes other content).
+   * Newest scannedAt wins among equals, then the latest upsert.
    */
   lookup(image: ImageRef): ScanRecord | undefined {
     const list = this.byRepo.get(repositoryOf(image));
-    if (!list) return undefined;
+    if (!list) return image.digest !== undefined ? this.newestOf(this.byDigest.get(image.digest))?.rec : undefined;
     let byDigest: Entry | undefined;
     let byTag: Entry | undefined;
     for (const e of list) {
@@ -64,7 +74,14 @@ export class ScanIndex {
         if (!byTag || newer(e, byTag)) byTag = e;
       }
     }
+    if (!byDigest && image.digest !== undefined) byDigest = this.newestOf(this.byDigest.get(image.digest));
     return (byDigest ?? byTag)?.rec;
+  }
+
+  private newestOf(list: Entry[] | undefined): Entry | undefined {
+    let best: Entry | undefined;
+    for (const e of list ?? []) if (!best || newer(e, best)) best = e;
+    return best;
   }
 
   private detach(key: string): boolean {
@@ -77,6 +94,13 @@ export class ScanIndex {
       const i = list.indexOf(old);
       if (i >= 0) list.splice(i, 1);
       if (list.length === 0) this.byRepo.delete(repo);
+    }
+    const digest = old.rec.image.digest;
+    const same = digest !== undefined ? this.byDigest.get(digest) : undefined;
+    if (same) {
+      const i = same.indexOf(old);
+      if (i >= 0) same.splice(i, 1);
+      if (same.length === 0) this.byDigest.delete(digest!);
     }
     return true;
   }

@@ -4,6 +4,7 @@
 // caBundle) current (webhook-config.ts).
 import type { FastifyInstance } from "fastify";
 import type { Kube } from "../../common/kube.ts";
+import { clip } from "../../common/bounded.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { TenetObject } from "../../common/objects.ts";
 import type { RuntimeRule } from "../../crds/types.gen.ts";
@@ -84,7 +85,8 @@ export function createAdmission(ctx: {
                     { apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", metadata: rule.metadata as any },
                     denied ? "Warning" : "Normal",
                     denied ? "AdmissionDenied" : "AdmittedWithWarnings",
-                    `${owner}: ${rv.message}`,
+                    // owner names the object as the caller sent it: bounded, like every Event message.
+                    clip(`${owner}: ${rv.message}`, 1024)!,
                   );
                 }
               }),

@@ -5,6 +5,7 @@
 // denial that names the error, never a silent allow.
 import type { FastifyInstance } from "fastify";
 import { Counter, Histogram, type Registry } from "prom-client";
+import { BoundedLabel, clip, clipList, oneOf } from "../../common/bounded.ts";
 import type { Logger } from "../../common/logger.ts";
 
 export interface AdmissionRequest {
@@ -36,9 +37,18 @@ export type AdmissionHandler = (req: AdmissionRequest) => AdmissionResult | Prom
 /** The largest AdmissionReview we accept: a pod with big annotations fits; a flood does not. */
 export const ADMISSION_BODY_LIMIT = 3 * 1024 * 1024;
 
+/**
+ * The kinds the webhook configurations send (operator/admission/webhook-config.ts); any other
+ * request.kind.kind — which an unauthenticated caller of the port can set to anything — is
+ * counted as "other", so the label set of tenet_admission_requests_total stays finite.
+ */
+export const ADMISSION_KINDS: ReadonlySet<string> = new Set(["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"]);
+
 export class AdmissionMetrics {
   readonly requests: Counter;
   readonly duration: Histogram;
+  /** Reasons are code constants; bounded anyway, so no future handler can grow the label set. */
+  private readonly reasons = new BoundedLabel(64);
   constructor(registry: Registry) {
     this.requests = new Counter({
       name: "tenet_admission_requests_total",
@@ -54,19 +64,24 @@ export class AdmissionMetrics {
       registers: [registry],
     });
   }
+
+  /** Counts one request with every label bounded: kind to ADMISSION_KINDS, reason to at most 64 values. */
+  count(webhook: string, kind: unknown, decision: "allowed" | "denied" | "rejected", reason: unknown) {
+    this.requests.inc({ webhook, kind: kind === "unknown" ? "unknown" : oneOf(kind, ADMISSION_KINDS), decision, reason: this.reasons.value(reason) });
+  }
 }
 
 /** Checks the envelope; returns a readable problem or undefined. */
 function envelopeProblem(body: any): string | undefined {
   if (!body || typeof body !== "object" || Array.isArray(body)) return "body must be an AdmissionReview object";
-  if (body.apiVersion !== "admission.k8s.io/v1") return `apiVersion must be admission.k8s.io/v1, got ${JSON.stringify(body.apiVersion)}`;
-  if (body.kind !== "AdmissionReview") return `kind must be AdmissionReview, got ${JSON.stringify(body.kind)}`;
+  if (body.apiVersion !== "admission.k8s.io/v1") return `apiVersion must be admission.k8s.io/v1, got ${clip(JSON.stringify(body.apiVersion), 64)}`;
+  if (body.kind !== "AdmissionReview") return `kind must be AdmissionReview, got ${clip(JSON.stringify(body.kind), 64)}`;
   const r = body.request;
   if (!r || typeof r !== "object") return "request is missing";
   if (typeof r.uid !== "string" || !r.uid) return "request.uid is missing";
   if (!r.kind || typeof r.kind.kind !== "string") return "request.kind is missing";
   if (!r.resource || typeof r.resource.resource !== "string") return "request.resource is missing";
-  if (!["CREATE", "UPDATE", "DELETE", "CONNECT"].includes(r.operation)) return `request.operation ${JSON.stringify(r.operation)} is not one of CREATE, UPDATE, DELETE, CONNECT`;
+  if (!["CREATE", "UPDATE", "DELETE", "CONNECT"].includes(r.operation)) return `request.operation ${clip(JSON.stringify(r.operation), 64)} is not one of CREATE, UPDATE, DELETE, CONNECT`;
   if (r.object !== undefined && r.object !== null && typeof r.object !== "object") return "request.object must be an object";
   return undefined;
 }
@@ -78,23 +93,32 @@ export function admissionRoute(app: FastifyInstance, opts: { path: string; webho
     const problem = envelopeProblem(body);
     if (problem) {
       end();
-      opts.metrics.requests.inc({ webhook: opts.webhook, kind: "unknown", decision: "rejected", reason: "MalformedReview" });
+      opts.metrics.count(opts.webhook, "unknown", "rejected", "MalformedReview");
       return reply.code(400).send({ error: { reason: "MalformedReview", message: problem } });
     }
     const request = body.request as AdmissionRequest;
-    // A child logger per request costs more than most decisions: build it only to log.
-    const log = () => opts.log.child({ webhook: opts.webhook, uid: request.uid, kind: request.kind.kind, namespace: request.namespace, name: request.name ?? request.object?.metadata?.generateName, operation: request.operation });
+    // A child logger per request costs more than most decisions: build it only to log. Every
+    // field comes from the caller, so each is cut to a fixed length.
+    const log = () =>
+      opts.log.child({
+        webhook: opts.webhook,
+        uid: clip(request.uid, 64),
+        kind: clip(request.kind.kind, 64),
+        namespace: clip(request.namespace, 64),
+        name: clip(request.name ?? request.object?.metadata?.generateName, 256),
+        operation: request.operation,
+      });
     let result: AdmissionResult;
     try {
       result = await opts.handler(request);
     } catch (err) {
-      log().error({ err: String((err as Error)?.stack ?? err) }, "admission handler failed; denying");
-      result = { allowed: false, reason: "InternalError", message: `Tenet could not evaluate this request (${(err as Error)?.message ?? err}); it is refused rather than admitted unchecked. Retry, or see the tenet-operator logs.` };
+      log().error({ err: clip(String((err as Error)?.stack ?? err), 4096) }, "admission handler failed; denying");
+      result = { allowed: false, reason: "InternalError", message: `Tenet could not evaluate this request (${clip(String((err as Error)?.message ?? err), 512)}); it is refused rather than admitted unchecked. Retry, or see the tenet-operator logs.` };
     }
     end();
-    opts.metrics.requests.inc({ webhook: opts.webhook, kind: request.kind.kind, decision: result.allowed ? "allowed" : "denied", reason: result.reason });
-    if (!result.allowed) log().info({ reason: result.reason, message: result.message }, "denied");
-    else if (result.warnings?.length) log().info({ reason: result.reason, warnings: result.warnings }, "admitted with warnings");
+    opts.metrics.count(opts.webhook, request.kind.kind, result.allowed ? "allowed" : "denied", result.reason);
+    if (!result.allowed) log().info({ reason: result.reason, message: clip(result.message, 4096) }, "denied");
+    else if (result.warnings?.length) log().info({ reason: result.reason, warnings: clipList(result.warnings) }, "admitted with warnings");
     else if (opts.log.isLevelEnabled("debug")) log().debug({ reason: result.reason, patched: !!result.patch?.length }, "admitted");
     const response: Record<string, unknown> = { uid: request.uid, allowed: result.allowed };
     if (!result.allowed) response.status = { code: 403, reason: "Forbidden", message: result.message ?? "denied by Tenet" };

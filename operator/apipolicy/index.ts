@@ -5,6 +5,7 @@
 // enforcers running each policy's current version.
 import type { FastifyInstance } from "fastify";
 import { resourcePath, Resources, type Kube } from "../../common/kube.ts";
+import { clip } from "../../common/bounded.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { APIPolicy } from "../../crds/types.gen.ts";
 import { jwksURIs, policyDocument, type PolicyDocument } from "../../policy/authz.ts";
@@ -23,6 +24,8 @@ export interface PolicyDistribution {
   documentFor(pod: CachedPod): PolicyDocument;
   /** Cached key sets for the rules' jwksURI (fetched by the operator). */
   jwks: (uri: string) => string | undefined;
+  /** Why a jwksURI's key set is not fetched (host not allowed, fetch failed), for APIPolicy status. */
+  jwksProblem: (uri: string) => { reason: string; message: string } | undefined;
   onKeysChanged(cb: () => void): void;
   stop(): Promise<void>;
 }
@@ -56,6 +59,7 @@ export function createPolicyDistribution(ctx: {
   return {
     documentFor: (pod) => documents.forPod(pod),
     jwks: fetcher.get,
+    jwksProblem: (uri) => fetcher.problem(uri),
     onKeysChanged: (cb) => listeners.push(cb),
     routes(app) {
       app.get("/v1/policy", async (req, reply) => {
@@ -65,7 +69,7 @@ export function createPolicyDistribution(ctx: {
           pod = await authenticatePod(token, { kube: ctx.kube, pods: ctx.pods });
         } catch (err) {
           if (!(err instanceof SignRejection)) throw err;
-          log.warn({ reason: err.reason, remote: req.ip }, err.message);
+          log.warn({ reason: err.reason, remote: req.ip }, clip(err.message, 1024)!);
           return reply.code(err.status).send({ error: { reason: err.reason, message: err.message } });
         }
         const doc = documents.forPod(pod);

@@ -3,6 +3,7 @@
 //   GET  /v1/bundle         the trust bundle (PEM), with ETag
 //   GET  /v1/revocations    the revocation list (JSON), with ETag / If-None-Match
 import type { FastifyInstance } from "fastify";
+import { BoundedLabel, clip } from "../../common/bounded.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { EventRecorder } from "../runtime/events.ts";
 import type { Issued } from "./issuer.ts";
@@ -25,6 +26,10 @@ export interface CAEndpointDeps {
 }
 
 export function caRoutes(app: FastifyInstance, deps: CAEndpointDeps) {
+  // Label values from requests stay finite: namespaces of pods that got a certificate (at most
+  // 1,000 distinct, then "other"), rejection reasons (code constants, capped anyway).
+  const namespaces = new BoundedLabel(1000, /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
+  const reasons = new BoundedLabel(64);
   app.post("/v1/certificates", { bodyLimit: CSR_BODY_LIMIT }, async (req, reply) => {
     const end = deps.metrics.signDuration.startTimer();
     const token = bearerToken(req.headers.authorization);
@@ -32,20 +37,22 @@ export function caRoutes(app: FastifyInstance, deps: CAEndpointDeps) {
     try {
       const issued = await deps.issue(token, body && typeof body === "object" ? body.csr : undefined);
       const { namespace, name } = issued.pod.metadata;
-      deps.metrics.issued.inc({ namespace });
+      deps.metrics.issued.inc({ namespace: namespaces.value(namespace) });
       deps.issuance.record(namespace, issued.identity.metadata.name!, new Date());
       deps.log.info({ pod: `${namespace}/${name}`, spiffeID: issued.spiffeID, serial: issued.serial, notAfter: issued.notAfter }, "certificate issued");
       const { pod: _pod, identity: _identity, ...response } = issued;
       return response;
     } catch (err) {
       if (!(err instanceof SignRejection)) throw err;
-      deps.metrics.rejections.inc({ reason: err.reason });
+      deps.metrics.rejections.inc({ reason: reasons.value(err.reason) });
       const pod = err.pod ? `${err.pod.metadata.namespace}/${err.pod.metadata.name}` : undefined;
-      deps.log.warn({ reason: err.reason, pod, remote: req.ip }, err.message);
+      // The message can quote the CSR's names (up to the 32 KiB body): cut it for logs and Events.
+      const message = clip(err.message, 1024)!;
+      deps.log.warn({ reason: err.reason, pod, remote: req.ip }, message);
       if (err.pod) {
-        void deps.events.emit({ apiVersion: "v1", kind: "Pod", metadata: err.pod.metadata }, "Warning", `Certificate${err.reason}`, err.message);
+        void deps.events.emit({ apiVersion: "v1", kind: "Pod", metadata: err.pod.metadata }, "Warning", `Certificate${err.reason}`, message);
       }
-      return reply.code(err.status).send({ error: { reason: err.reason, message: err.message } });
+      return reply.code(err.status).send({ error: { reason: err.reason, message: clip(err.message, 4096) } });
     } finally {
       end();
     }

@@ -16,6 +16,7 @@ import type { LoadedAuthorities } from "./authorities.ts";
 import { issueLeaf, LeafRequestError } from "./leaf.ts";
 import { CSRError, parseCSR } from "../../pki/csr.ts";
 import { QUARANTINE_LABEL, TOKEN_AUDIENCE } from "../../common/names.ts";
+import { TokenReviewCache } from "./token-reviews.ts";
 
 
 export class SignRejection extends Error {
@@ -142,7 +143,20 @@ function quarantined(pod: CachedPod): SignRejection {
   );
 }
 
+/** Accepted reviews per API client (operator/ca/token-reviews.ts): one TokenReview per token lifetime. */
+const reviewCaches = new WeakMap<Kube, TokenReviewCache<Caller>>();
+
 async function reviewToken(token: string, kube: Kube): Promise<Caller> {
+  let cache = reviewCaches.get(kube);
+  if (!cache) reviewCaches.set(kube, (cache = new TokenReviewCache<Caller>()));
+  const cached = cache.get(token);
+  if (cached) return cached;
+  const caller = await reviewTokenOnce(token, kube);
+  cache.set(token, caller);
+  return caller;
+}
+
+async function reviewTokenOnce(token: string, kube: Kube): Promise<Caller> {
   const review = await kube.create("/apis/authentication.k8s.io/v1/tokenreviews", {
     apiVersion: "authentication.k8s.io/v1",
     kind: "TokenReview",

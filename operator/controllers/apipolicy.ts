@@ -1,5 +1,6 @@
 // APIPolicy: checks what the schema cannot — that every rule names declared APIs and
 // scopes, that path patterns and inline JWKS are usable — and counts protected workloads.
+import { clip } from "../../common/bounded.ts";
 import type { APIPolicy } from "../../crds/types.gen.ts";
 import { jwksProblem, policyDocument, specVersion } from "../../policy/authz.ts";
 import { selectorMatcher } from "../../policy/selector.ts";
@@ -37,7 +38,16 @@ export function pathPatternProblem(pattern: string): string | undefined {
  * the operator serves them now — a document that contains this policy's current spec. Counted only
  * when `policiesInNamespace` is given (the document depends on every policy selecting the pod).
  */
-export function planAPIPolicy(policy: APIPolicy, podsInNamespace: CachedPod[], policiesInNamespace?: APIPolicy[], jwks?: (uri: string) => string | undefined): StatusPlan {
+/** The condition that says whether the operator could fetch the key sets this policy's rules name by jwksURI. */
+export const JWKS_CONDITION = "JWKSFetched";
+
+export function planAPIPolicy(
+  policy: APIPolicy,
+  podsInNamespace: CachedPod[],
+  policiesInNamespace?: APIPolicy[],
+  jwks?: (uri: string) => string | undefined,
+  jwksFetchProblem?: (uri: string) => { reason: string; message: string } | undefined,
+): StatusPlan {
   const problems: { reason: string; message: string }[] = [];
   const apis = new Map((policy.spec.apis ?? []).map((a) => [a.name, a]));
 
@@ -102,6 +112,7 @@ export function planAPIPolicy(policy: APIPolicy, podsInNamespace: CachedPod[], p
 
   const rules = policy.spec.rules?.length ?? 0;
   return {
+    conditions: jwksFetchProblem ? { [JWKS_CONDITION]: jwksCondition(policy, jwks, jwksFetchProblem) } : undefined,
     fields: { workloads, compiledVersion: specVersion(policy.spec), ...(enforcers !== undefined ? { enforcers } : {}) },
     verdict: verdictFrom(problems, {
       ready: true,
@@ -111,3 +122,12 @@ export function planAPIPolicy(policy: APIPolicy, podsInNamespace: CachedPod[], p
   };
 }
 
+function jwksCondition(policy: APIPolicy, jwks: ((uri: string) => string | undefined) | undefined, problem: (uri: string) => { reason: string; message: string } | undefined) {
+  const uris = [...new Set((policy.spec.rules ?? []).map((r) => r.jwt?.jwksURI).filter((u): u is string => typeof u === "string" && u !== ""))];
+  if (uris.length === 0) return undefined;
+  const problems = uris.map(problem).filter((p): p is { reason: string; message: string } => !!p);
+  if (problems.length) return { ready: false, reason: problems[0].reason, message: clip(`${problems.map((p) => p.message).join("; ")}; enforcers fetch the keys themselves meanwhile`, 4096)! };
+  const pending = uris.filter((u) => jwks?.(u) === undefined);
+  if (pending.length) return { ready: undefined, reason: "JWKSPending", message: `not fetched yet: ${pending.join(", ")}` };
+  return { ready: true, reason: "JWKSFetched", message: `the operator fetched ${uris.length} key set(s) and ships them in the policy documents` };
+}

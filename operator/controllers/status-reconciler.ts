@@ -20,6 +20,8 @@ export interface StatusPlan {
   /** Status fields this controller owns (besides observedGeneration and conditions). */
   fields: Record<string, unknown>;
   verdict: ReadyVerdict;
+  /** Further conditions this controller owns, by type; undefined removes the condition. Unknown status: ready undefined. */
+  conditions?: Record<string, (Omit<ReadyVerdict, "ready"> & { ready: boolean | undefined }) | undefined>;
   requeueAfterMs?: number;
 }
 
@@ -46,7 +48,11 @@ export function statusReconciler<T extends TenetObject>(deps: {
       message: plan.verdict.message,
       observedGeneration: generation,
     };
-    const conditions = setCondition(obj.status?.conditions, ready, now);
+    let conditions = setCondition(obj.status?.conditions, ready, now);
+    for (const [type, c] of Object.entries(plan.conditions ?? {})) {
+      if (!c) conditions = conditions.filter((x) => x.type !== type);
+      else conditions = setCondition(conditions, { type, status: c.ready === undefined ? "Unknown" : c.ready ? "True" : "False", reason: c.reason, message: c.message, observedGeneration: generation }, now);
+    }
     const written = await patchStatusIfChanged(deps.kube, deps.resource, obj, {
       ...plan.fields,
       observedGeneration: generation,

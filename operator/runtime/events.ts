@@ -1,6 +1,7 @@
 // Kubernetes Events for users (`kubectl describe`, `kubectl get events`). Repeats of the
 // same event are folded into one object with a count, as kubectl users expect.
 import { createHash } from "node:crypto";
+import { BoundedLabel } from "../../common/bounded.ts";
 import type { Logger } from "../../common/logger.ts";
 import { isNotFound, resourcePath, Resources, type Kube } from "../../common/kube.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
@@ -14,6 +15,8 @@ export interface EventTarget {
 export type EventType = "Normal" | "Warning";
 
 export class EventRecorder {
+  /** Reasons are code constants; capped so the metric's label set stays finite regardless. */
+  private readonly reasons = new BoundedLabel(128);
   private readonly recent = new Map<string, { name: string; namespace: string; count: number; at: number }>();
 
   constructor(
@@ -29,7 +32,7 @@ export class EventRecorder {
     const namespace = target.metadata.namespace ?? "default";
     const id = createHash("sha256").update(`${target.metadata.uid}|${type}|${reason}|${message}`).digest("hex").slice(0, 16);
     const now = new Date().toISOString();
-    this.metrics?.eventsEmitted.inc({ type, reason });
+    this.metrics?.eventsEmitted.inc({ type, reason: this.reasons.value(reason) });
     try {
       const seen = this.recent.get(id);
       if (seen && Date.now() - seen.at < 10 * 60_000) {

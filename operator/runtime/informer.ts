@@ -20,12 +20,19 @@ export interface InformerOptions<T extends KubeObject> {
   transform?: (raw: any) => T;
   resyncMs?: number;
   watchTimeoutSeconds?: number;
+  /** Retry delay after a failed list or watch: doubles from 250 ms up to this (default 30 s), with jitter. */
   maxBackoffMs?: number;
+  /** Jitter source in [0, 1) (tests). */
+  random?: () => number;
   clock?: Clock;
   onRestart?: (reason: string) => void;
   /** The resource may not be installed (another project's CRD): treat 404 as empty, re-check slowly. */
   optional?: boolean;
 }
+
+const INITIAL_BACKOFF_MS = 250;
+/** A watch open this long before it failed counts as a recovery: the next outage backs off from the start. */
+const HEALTHY_WATCH_MS = 10_000;
 
 export const objectKey = (o: KubeObject) => (o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name);
 
@@ -99,18 +106,23 @@ export class Informer<T extends KubeObject> {
   private async run() {
     const clock = this.opts.clock ?? realClock;
     const maxBackoff = this.opts.maxBackoffMs ?? 30_000;
-    let backoff = 250;
+    const random = this.opts.random ?? Math.random;
+    let backoff = INITIAL_BACKOFF_MS;
     let recovering = false;
     while (!this.stopped) {
+      let openedAt: number | undefined;
       try {
         if (!this.resourceVersion) await this.relist();
-        if (recovering) {
-          this.log.info({ informer: this.name }, "watch re-established; re-announcing cached objects");
-          this.announceAll();
-          recovering = false;
-        }
-        backoff = 250;
-        await this.watchOnce();
+        await this.watchOnce(() => {
+          openedAt = clock.now();
+          // Back once the server accepts a watch again: one re-announcement per recovery, not per attempt.
+          if (recovering) {
+            recovering = false;
+            this.log.info({ informer: this.name }, "watch re-established; re-announcing cached objects");
+            this.announceAll();
+          }
+        });
+        backoff = INITIAL_BACKOFF_MS; // the server ended a watch normally
       } catch (err) {
         if (this.stopped) break;
         if (isGone(err)) {
@@ -128,10 +140,15 @@ export class Informer<T extends KubeObject> {
           await new Promise<void>((r) => clock.setTimeout(r, 60_000));
           continue;
         }
+        // A watch that was healthy for a while starts the next outage from the short delay again;
+        // one that fails as soon as it opens keeps backing off.
+        if (openedAt !== undefined && clock.now() - openedAt >= HEALTHY_WATCH_MS) backoff = INITIAL_BACKOFF_MS;
         recovering = true;
+        // Jitter: between half and all of the current step, so replicas do not retry in lockstep.
+        const delay = Math.round(backoff / 2 + (backoff / 2) * random());
         this.opts.onRestart?.(err instanceof Error ? err.message : String(err));
-        this.log.warn({ informer: this.name, err: String((err as Error)?.message ?? err), retryInMs: backoff }, "watch failed; retrying");
-        await new Promise<void>((r) => clock.setTimeout(r, backoff));
+        this.log.warn({ informer: this.name, err: String((err as Error)?.message ?? err), retryInMs: delay }, "watch failed; retrying");
+        await new Promise<void>((r) => clock.setTimeout(r, delay));
         backoff = Math.min(maxBackoff, backoff * 2);
       }
     }
@@ -152,8 +169,8 @@ export class Informer<T extends KubeObject> {
     }
   }
 
-  /** One watch call: resolves when the server closes it, rejects on errors. */
-  private async watchOnce() {
+  /** One watch call: resolves when the server closes it, rejects on errors; `onOpen` once the server accepted it. */
+  private async watchOnce(onOpen?: () => void) {
     const clock = this.opts.clock ?? realClock;
     const timeoutSeconds = this.opts.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300);
     this.abort = new AbortController();
@@ -172,6 +189,7 @@ export class Informer<T extends KubeObject> {
         },
         (e) => this.apply(e),
         abort.signal,
+        onOpen,
       );
     } catch (err) {
       if (abort.signal.aborted && !this.stopped) return; // watchdog: start a fresh watch

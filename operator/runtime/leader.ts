@@ -62,23 +62,41 @@ export class LeaderElector {
   async run(onStartedLeading: () => void, onStoppedLeading: () => void): Promise<void> {
     const log = this.log.child({ lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity });
     log.info("campaigning for leadership");
-    while (!this.stopped && !(await this.tryAcquireOrRenew(log))) await sleep(this.retryPeriodMs);
+    while (!this.stopped && !(await this.attempt(log, Date.now() + this.renewDeadlineMs))) await sleep(this.retryPeriodMs);
     if (this.stopped) return;
     this.setLeader(true);
     log.info("became leader");
     onStartedLeading();
-    let lastRenew = Date.now();
     while (!this.stopped) {
       await sleep(this.retryPeriodMs);
       if (this.stopped) break;
-      if (await this.tryAcquireOrRenew(log)) {
-        lastRenew = Date.now();
-      } else if (Date.now() - lastRenew > this.renewDeadlineMs) {
+      // As client-go: each renewal round has renewDeadline to succeed, and that deadline bounds every
+      // request in it (a stalled API server aborts the request at the deadline, not at a socket
+      // timeout), so a leader that cannot renew stops within retryPeriod + renewDeadline of its
+      // last renewal — before its lease (leaseDuration, longer) runs out for the others.
+      const deadline = Date.now() + this.renewDeadlineMs;
+      let renewed = false;
+      while (!this.stopped && !renewed && Date.now() < deadline) {
+        renewed = await this.attempt(log, deadline);
+        if (!renewed && !this.stopped) await sleep(Math.max(0, Math.min(this.retryPeriodMs, deadline - Date.now())));
+      }
+      if (!renewed && !this.stopped) {
         this.setLeader(false);
         log.error({ renewDeadlineMs: this.renewDeadlineMs }, "lost leadership: could not renew the lease in time");
         onStoppedLeading();
         return;
       }
+    }
+  }
+
+  /** One tryAcquireOrRenew whose requests are aborted at `deadline`. */
+  private async attempt(log: Logger, deadline: number): Promise<boolean> {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), Math.max(0, deadline - Date.now()));
+    try {
+      return await this.tryAcquireOrRenew(log, abort.signal);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -103,7 +121,7 @@ export class LeaderElector {
     this.metrics?.leader.set(v ? 1 : 0);
   }
 
-  private async tryAcquireOrRenew(log: Logger): Promise<boolean> {
+  private async tryAcquireOrRenew(log: Logger, signal?: AbortSignal): Promise<boolean> {
     const now = new Date();
     const mine: LeaseSpec = {
       holderIdentity: this.opts.identity,
@@ -115,14 +133,17 @@ export class LeaderElector {
     try {
       let lease: { metadata: any; spec?: LeaseSpec };
       try {
-        lease = await this.kube.get(this.path);
+        lease = await this.kube.request("GET", this.path, { signal });
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        await this.kube.create(resourcePath(Resources.leases, this.opts.namespace), {
-          apiVersion: "coordination.k8s.io/v1",
-          kind: "Lease",
-          metadata: { name: this.opts.name, namespace: this.opts.namespace },
-          spec: mine,
+        await this.kube.request("POST", resourcePath(Resources.leases, this.opts.namespace), {
+          signal,
+          body: {
+            apiVersion: "coordination.k8s.io/v1",
+            kind: "Lease",
+            metadata: { name: this.opts.name, namespace: this.opts.namespace },
+            spec: mine,
+          },
         });
         return true;
       }
@@ -139,14 +160,14 @@ export class LeaderElector {
       const next: LeaseSpec = heldByMe
         ? { ...spec, renewTime: mine.renewTime, leaseDurationSeconds: mine.leaseDurationSeconds }
         : { ...mine, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 };
-      const updated = await this.kube.replace(this.path, { ...lease, spec: next });
+      const updated = await this.kube.request("PUT", this.path, { body: { ...lease, spec: next }, signal });
       this.observed = `${next.holderIdentity}|${next.renewTime}`;
       this.observedAt = Date.now();
       if (!heldByMe) log.info({ previousHolder: holder || "(none)" }, "acquired the lease");
       return !!updated;
     } catch (err) {
       if (isConflict(err) || isAlreadyExists(err)) return false;
-      log.warn({ err: String((err as Error).message ?? err) }, "lease update failed");
+      log.warn({ err: String((err as Error).message ?? err), aborted: signal?.aborted || undefined }, signal?.aborted ? "lease request aborted at the renew deadline" : "lease update failed");
       return false;
     }
   }

@@ -5,21 +5,25 @@ import type { FastifyInstance } from "fastify";
 /** Real Kubernetes objects nest a few dozen levels; hostile JSON nests thousands. */
 export const MAX_JSON_DEPTH = 64;
 
-/** Registers a JSON parser that refuses deep nesting before JSON.parse recurses into it. */
+/**
+ * Registers a JSON parser that refuses deep nesting before JSON.parse recurses into it, then parses
+ * with fastify's own secure parser: a body with a `__proto__` key or a `constructor.prototype`
+ * (prototype poisoning) is refused with 400, as fastify's default parser does.
+ */
 export function strictJSONParser(app: FastifyInstance) {
+  const secure = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
     const text = body as string;
     const depth = maxDepth(text);
     if (depth > MAX_JSON_DEPTH) {
       const err = Object.assign(new Error(`JSON nested ${depth} levels deep; the limit is ${MAX_JSON_DEPTH}`), { statusCode: 400 });
       return done(err, undefined);
     }
-    try {
-      done(null, JSON.parse(text));
-    } catch (e) {
-      done(Object.assign(new Error(`body is not valid JSON: ${(e as Error).message}`), { statusCode: 400 }), undefined);
-    }
+    secure(req, text, (err, parsed) => {
+      if (err) return done(Object.assign(new Error(`body is not valid JSON, or carries __proto__ / constructor.prototype keys: ${err.message}`), { statusCode: 400 }), undefined);
+      done(null, parsed);
+    });
   });
 }
 

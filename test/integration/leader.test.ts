@@ -1,4 +1,6 @@
 import { strict as assert } from "node:assert";
+import { readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { resourcePath, Resources } from "../../common/kube.ts";
 import { cluster, newNamespace, operatorKubeconfig } from "../harness/controlplane.ts";
 import { waitFor } from "../harness/exec.ts";
@@ -62,4 +64,69 @@ describe("leader election with two replicas (real processes, real Lease)", funct
     await createObject(kube, tenet("APIPolicy", ns, "after-handover", { selector: {}, apis: [api] }));
     await waitReady(kube, "APIPolicy", ns, "after-handover", (r) => r.status === "True");
   });
+
+  it("steps down before its lease runs out when its API server stalls: the renew deadline bounds each request", async () => {
+    const { kube } = await cluster();
+    const ns = await newNamespace("le-stall");
+    const kubeconfig = await operatorKubeconfig();
+    // The leader reaches the API server through a proxy the test can stall (like SIGSTOP of the
+    // API server, but for this replica only): connections stay open, nothing comes back.
+    const proxy = await stallableProxy(new URL(kube.serverURL));
+    try {
+      const viaProxy = kubeconfig.replace(/\.kubeconfig$/, `.${ns}.kubeconfig`);
+      writeFileSync(viaProxy, readFileSync(kubeconfig, "utf8").replace(/server: "[^"]+"/, `server: "https://127.0.0.1:${proxy.port}"`), { mode: 0o600 });
+      const env = { TENET_LEASE_NAME: `lease-${ns}` };
+      const a = await OperatorProcess.start({ kubeconfig: viaProxy, namespace: "tenet-system", identity: `a-${ns}`, env });
+      await waitFor("a to lead", () => a.isLeader, 20_000);
+      const b = await OperatorProcess.start({ kubeconfig, namespace: "tenet-system", identity: `b-${ns}`, env });
+      await new Promise((r) => setTimeout(r, 3000)); // a renews at least once while b watches
+      proxy.stall();
+      const lease = await kube.get(resourcePath(Resources.leases, "tenet-system", `lease-${ns}`));
+      assert.equal(lease.spec.holderIdentity, a.identity);
+      const lastRenew = Date.parse(lease.spec.renewTime);
+      const leaseMs = lease.spec.leaseDurationSeconds * 1000;
+
+      const lost = await a.waitForLog("a to step down", (l) => l.msg === "lost leadership: could not renew the lease in time", 40_000);
+      await waitFor("b to take over", () => b.hasLog((l) => l.msg === "acquired the lease"), 40_000);
+      const acquired = b.logs.find((l) => l.msg === "acquired the lease");
+      const lostAt = Date.parse(lost.time);
+      process.stderr.write(`      [leader] stalled leader stepped down ${lostAt - lastRenew} ms after its last renewal (lease ${leaseMs} ms); the other took over after ${Date.parse(acquired.time) - lastRenew} ms\n`);
+      assert.ok(lostAt < lastRenew + leaseMs, `stepped down ${lostAt - lastRenew} ms after its last renewal: after its lease (${leaseMs} ms) ran out`);
+      assert.ok(lostAt < Date.parse(acquired.time), "the stalled leader stopped before the other replica took over");
+      assert.equal(await a.kill("SIGKILL").then(() => a.running), false);
+    } finally {
+      proxy.close();
+    }
+  });
 });
+
+/** A TCP proxy to the API server that can stop forwarding (both ways) without closing anything. */
+async function stallableProxy(target: URL) {
+  const sockets = new Set<net.Socket>();
+  let stalled = false;
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on("error", () => undefined);
+    client.on("close", () => sockets.delete(client));
+    if (stalled) return client.pause();
+    const upstream = net.connect(Number(target.port || 443), target.hostname);
+    sockets.add(upstream);
+    upstream.on("error", () => client.destroy());
+    upstream.on("close", () => sockets.delete(upstream));
+    client.on("data", (d) => !stalled && upstream.write(d));
+    upstream.on("data", (d) => !stalled && client.write(d));
+    client.on("end", () => upstream.end());
+    upstream.on("end", () => client.end());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    stall() {
+      stalled = true;
+    },
+    close() {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import path from "node:path";
-import { cluster, repoRoot } from "../harness/controlplane.ts";
+import { cluster, newNamespace, repoRoot } from "../harness/controlplane.ts";
 
 describe("manifests/ (kustomize base)", function () {
   this.timeout(60_000);
@@ -58,5 +58,40 @@ describe("manifests/ (kustomize base)", function () {
         }
       }
     }
+  });
+
+  it("can write no ConfigMap but its own: the trust bundle by name in any namespace, the revocation list in its namespace", async () => {
+    const { kubectl } = await cluster();
+    const { stdout } = await kubectl(["kustomize", path.join(repoRoot, "manifests")]);
+    const { parseAllDocuments } = await import("yaml");
+    const roles = parseAllDocuments(stdout).map((d) => d.toJS()).filter((o) => o?.kind === "ClusterRole" || o?.kind === "Role");
+    for (const role of roles) {
+      for (const rule of role.rules) {
+        if (!rule.resources.includes("configmaps")) continue;
+        const writes = rule.verbs.filter((v: string) => ["patch", "update", "delete", "deletecollection"].includes(v));
+        if (writes.length) assert.ok(rule.resourceNames?.length, `${role.kind} ${role.metadata.name}: ${writes.join(", ")} on configmaps without resourceNames`);
+        if (role.kind === "ClusterRole" && rule.verbs.includes("create")) assert.deepEqual(rule.resourceNames, ["tenet-trust-bundle"], "cluster-wide create only of the trust bundle (server-side apply)");
+      }
+    }
+
+    // What the API server itself answers for the operator's ServiceAccount (RBAC as installed).
+    const ns = await newNamespace("rbac-cm");
+    const as = ["--as=system:serviceaccount:tenet-system:tenet-operator"];
+    const can = async (...args: string[]) => (await kubectl(["auth", "can-i", ...as, ...args], { allowFail: true })).stdout.trim();
+    assert.equal(await can("patch", "configmaps/kube-root-ca.crt", "-n", ns), "no", "another ConfigMap in a tenant namespace");
+    assert.equal(await can("patch", "configmaps/coredns", "-n", "kube-system"), "no");
+    assert.equal(await can("update", "configmaps/anything", "-n", ns), "no");
+    assert.equal(await can("create", "configmaps", "-n", ns), "no", "no plain create outside tenet-system");
+    assert.equal(await can("patch", "configmaps/tenet-trust-bundle", "-n", ns), "yes");
+    assert.equal(await can("patch", "configmaps/other", "-n", "tenet-system"), "no");
+    assert.equal(await can("update", "configmaps/tenet-revocations", "-n", "tenet-system"), "yes");
+    // Server-side apply as the operator: creates and updates the trust bundle, nothing else.
+    const cm = (name: string) => JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: ns }, data: { "ca.crt": "x" } });
+    const apply = (name: string) => kubectl(["apply", "--server-side", "--field-manager=tenet-operator", ...as, "-f", "-"], { input: cm(name), allowFail: true });
+    assert.equal((await apply("tenet-trust-bundle")).code, 0, "creates the bundle by server-side apply");
+    assert.equal((await apply("tenet-trust-bundle")).code, 0, "and updates it");
+    const other = await apply("app-config");
+    assert.notEqual(other.code, 0);
+    assert.match(other.stderr, /forbidden/i);
   });
 });

@@ -153,7 +153,8 @@ describe("APIPolicy distribution: GET /v1/policy (real API server, operator proc
         kubeconfig: await operatorKubeconfig(),
         namespace: "tenet-system",
         identity: `op2-${ns}`,
-        env: { TENET_LEASE_NAME: `lease-${ns}`, NODE_EXTRA_CA_CERTS: path.join(dir, "cert.pem") },
+        // Only hosts an administrator allows are fetched (SSRF): this issuer, nothing else.
+        env: { TENET_LEASE_NAME: `lease-${ns}`, NODE_EXTRA_CA_CERTS: path.join(dir, "cert.pem"), TENET_JWKS_ALLOWED_HOSTS: `127.0.0.1:${(issuer.address() as { port: number }).port}` },
       });
       await operator.waitForHTTPS();
       const uri = `https://127.0.0.1:${(issuer.address() as { port: number }).port}/jwks.json`;
@@ -173,6 +174,15 @@ describe("APIPolicy distribution: GET /v1/policy (real API server, operator proc
       const jwt = await new SignJWT({}).setProtectedHeader({ alg: "ES256", kid: "k1" }).setIssuer("https://idp.example.com").setAudience("orders").setExpirationTime("5m").sign(privateKey);
       const d = await compiled.authorize({ method: "GET", rawPath: "/orders/1", caller: { spiffeID: `spiffe://cluster.local/ns/${ns}/sa/web`, attributes: {} }, authorization: `Bearer ${jwt}` });
       assert.equal(d.decision, "allow", d.message);
+      const fetched = await waitFor("JWKSFetched=True", async () => (await getObject(kube, "APIPolicy", ns, "orders")).status?.conditions?.find((c: any) => c.type === "JWKSFetched" && c.status === "True"));
+      assert.equal(fetched.reason, "JWKSFetched");
+
+      // A URL on a host nobody allowed (here the cloud metadata address) is never fetched, and the status says why.
+      const blocked = "https://169.254.169.254/latest/meta-data/keys";
+      await createObject(kube, tenet("APIPolicy", ns, "blocked", ordersSpec([{ name: "ssrf", jwt: { issuer: "https://idp.example.com", audiences: ["orders"], jwksURI: blocked }, to: [{ api: "orders" }] }])));
+      const cond = await waitFor("JWKSFetched=False", async () => (await getObject(kube, "APIPolicy", ns, "blocked")).status?.conditions?.find((c: any) => c.type === "JWKSFetched" && c.status === "False"));
+      assert.equal(cond.reason, "JWKSHostNotAllowed");
+      assert.match(cond.message, /TENET_JWKS_ALLOWED_HOSTS/);
     } finally {
       issuer.close();
     }

@@ -183,6 +183,35 @@ describe("the scan index", () => {
     assert.equal(idx.lookup(parseImage("ghcr.io/acme/orders:1.0"))?.source, "tag only", "a tag-only pod matches any scan of the tag, newest first");
   });
 
+  it("decides a digest-pinned image by the report for its digest, even one filed under another repository, never by a tag-only report", () => {
+    const idx = new ScanIndex();
+    // The same content (same digest) scanned where it was mirrored: it is known vulnerable.
+    idx.upsert("mirror", rec(`mirror.example.com/acme/orders@${D1}`, "mirror digest", "2024-01-01T00:00:00Z", ["CVE-2024-1"]));
+    // A newer, clean report found only by tag, for the repository the pod names.
+    idx.upsert("tag-only", rec("ghcr.io/acme/orders:1.0", "clean tag only", "2025-01-01T00:00:00Z"));
+    assert.equal(idx.lookup(parseImage(`ghcr.io/acme/orders:1.0@${D1}`))?.source, "mirror digest");
+    assert.equal(idx.lookup(parseImage(`ghcr.io/acme/orders@${D1}`))?.source, "mirror digest");
+    // Same repository first when both exist.
+    idx.upsert("own", rec(`ghcr.io/acme/orders@${D1}`, "own digest", "2023-01-01T00:00:00Z", ["CVE-2024-1"]));
+    assert.equal(idx.lookup(parseImage(`ghcr.io/acme/orders:1.0@${D1}`))?.source, "own digest");
+    // A tag-only pod still matches the tag-only report; another digest is still unknown.
+    assert.equal(idx.lookup(parseImage("ghcr.io/acme/orders:1.0"))?.source, "clean tag only");
+    idx.remove("own");
+    idx.remove("mirror");
+    assert.equal(idx.lookup(parseImage(`ghcr.io/acme/orders:1.0@${D1}`))?.source, "clean tag only", "with no report for the digest anywhere, the tag may decide");
+  });
+
+  it("never lets a report found only by tag clear an image whose digest is known vulnerable, whatever the order", () => {
+    for (const order of [["digest", "tag"], ["tag", "digest"]]) {
+      const idx = new ScanIndex();
+      for (const which of order) {
+        if (which === "digest") idx.upsert("d", rec(`ghcr.io/acme/orders:2.0@${D1}`, "vulnerable digest", "2020-01-01T00:00:00Z", ["CVE-2024-1"]));
+        else idx.upsert("t", rec("ghcr.io/acme/orders:1.0", "clean tag", "2030-01-01T00:00:00Z"));
+      }
+      assert.equal(idx.lookup(parseImage(`ghcr.io/acme/orders:1.0@${D1}`))?.source, "vulnerable digest", order.join(" then "));
+    }
+  });
+
   it("picks the newest scan among equals, and a dated scan over an undated one", () => {
     const idx = new ScanIndex();
     idx.upsert("new", rec("ghcr.io/a/b:1", "new", "2025-03-01T00:00:00Z"));
