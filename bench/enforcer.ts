@@ -63,7 +63,7 @@ writeFileSync(
 const children: ChildProcess[] = [];
 process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
 function child(args: string[], env: Record<string, string>, ready: (rec: any) => boolean): Promise<any> {
-  const c = spawn(process.execPath, [...(process.env.BENCH_CHILD_NODE_OPTIONS ?? "").split(" ").filter(Boolean), "--import", "tsx", ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  const c = spawn(process.execPath, [...(process.env.BENCH_CHILD_NODE_OPTIONS ?? "").split(" ").filter(Boolean), ...(args[0].endsWith(".ts") ? ["--import", "tsx"] : []), ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
   children.push(c);
   return new Promise((resolve, reject) => {
     c.on("exit", (code) => reject(new Error(`${args[0]} exited with ${code}`)));
@@ -78,8 +78,9 @@ function child(args: string[], env: Record<string, string>, ready: (rec: any) =>
   });
 }
 const app = await child([path.join(root, "bench/_enforcer-app.ts"), dir], {}, (r) => r.plain > 0);
+// The bundled enforcer, as the image runs it (npm run bench builds first).
 const enforcer = await child(
-  [path.join(root, "enforcer/main.ts")],
+  [path.join(root, "build/enforcer.mjs")],
   {
     TENET_ENFORCER_STATIC_DIR: dir,
     TENET_APP_PORT: String(app.plain),
