@@ -17,10 +17,12 @@ describe("e2e: the operator Deployment", function () {
   });
 
   it("runs two Ready replicas, exactly one of which holds the leader Lease", async () => {
-    const { pods, leader } = await waitFor("two Ready replicas and a leader", async () => {
+    // Right after an install or a rollout the Lease may still name a replica that is going away
+    // (it releases the Lease when it stops): wait until the leader is one of the running replicas.
+    const { pods, leader } = await waitFor("two Ready replicas, one of them the leader", async () => {
       const o = await operators();
-      return o.pods.filter(isReady).length === 2 && o.leader ? o : undefined;
-    }, 60_000, 500);
+      return o.pods.filter(isReady).length === 2 && o.pods.some((p: any) => p.metadata.name === o.leader) ? o : undefined;
+    }, 90_000, 500);
     assert.equal(pods.length, 2);
     assert.equal(pods.filter((p: any) => p.metadata.name === leader).length, 1, `leader ${leader} is one of ${pods.map((p: any) => p.metadata.name)}`);
   });
