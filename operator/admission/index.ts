@@ -70,7 +70,7 @@ export function createAdmission(ctx: {
             rules: rulesIn,
             scans: ctx.scans,
             now: () => new Date(),
-            enforcerImage: injection.image,
+            injection,
             // Events go out after the answer: never a remote call on the request path.
             report: (_req, owner, verdict) =>
               setImmediate(() => {

@@ -319,7 +319,7 @@ export class PostureController extends Controller {
     const pod = pods.get(key);
     if (!pod || pod.metadata.deletionTimestamp || pod.status.phase === "Succeeded" || pod.status.phase === "Failed") return "skipped";
     const ns = pod.metadata.namespace;
-    const plan = planPosture({ pod, rules: this.rulesIn(ns), scans: this.deps.scans.index, namespaceLabels: this.deps.namespaces.get(ns)?.metadata.labels, now: new Date(), enforcerImage: this.deps.cfg.injection.image });
+    const plan = planPosture({ pod, rules: this.rulesIn(ns), scans: this.deps.scans.index, namespaceLabels: this.deps.namespaces.get(ns)?.metadata.labels, now: new Date(), injection: this.deps.cfg.injection });
     this.postureMetrics.evaluated.inc();
 
     const labels = pod.metadata.labels ?? {};

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { evaluatePod } from "../../policy/admission.ts";
 import type { ScanIndex } from "../../scans/scan-index.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
-import { EXEMPT_NAMESPACES, shouldInject, withoutEnforcer } from "../admission/inject.ts";
+import { EXEMPT_NAMESPACES, isTenetEnforcer, shouldInject, type InjectionConfig } from "../admission/inject.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import { ENFORCER_CONTAINER, QUARANTINE_LABEL, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
 
@@ -31,8 +31,8 @@ export interface PostureInput {
   scans: ScanIndex;
   namespaceLabels: Record<string, string> | undefined;
   now: Date;
-  /** Tenet's enforcer image: the injected sidecar is not judged as part of the workload (as in the validating webhook). */
-  enforcerImage: string;
+  /** Tenet's injection settings: the exact injected sidecar is not judged as part of the workload (as in the validating webhook). */
+  injection: InjectionConfig;
 }
 
 export interface PosturePlan {
@@ -58,6 +58,13 @@ function podSpecOf(pod: CachedPod): any {
   return pod.security ?? { containers: pod.spec.containers };
 }
 
+/** The spec rescans judge: without the enforcer only when it is exactly the one Tenet injects. */
+function judgedSpecOf(pod: CachedPod, injection: InjectionConfig): any {
+  const spec = podSpecOf(pod);
+  if (!isTenetEnforcer(pod.enforcer, pod.metadata.annotations, injection) || !Array.isArray(spec.initContainers)) return spec;
+  return { ...spec, initContainers: spec.initContainers.filter((c: any) => c?.name !== ENFORCER_CONTAINER) };
+}
+
 /** Opted in (namespace label or pod annotation), not opted out, not exempt — yet no enforcer: injection was skipped. */
 export function enforcerMissing(pod: CachedPod, namespaceLabels: Record<string, string> | undefined): boolean {
   const spec = podSpecOf(pod);
@@ -66,7 +73,7 @@ export function enforcerMissing(pod: CachedPod, namespaceLabels: Record<string, 
   return shouldInject(shaped, namespaceLabels ?? {}, pod.metadata.namespace).inject;
 }
 
-export function planPosture({ pod, rules, scans, namespaceLabels, now, enforcerImage }: PostureInput): PosturePlan {
+export function planPosture({ pod, rules, scans, namespaceLabels, now, injection }: PostureInput): PosturePlan {
   const labels = pod.metadata.labels ?? {};
   const annotations = pod.metadata.annotations ?? {};
   const quarantined = labels[QUARANTINE_LABEL] === "true";
@@ -74,7 +81,7 @@ export function planPosture({ pod, rules, scans, namespaceLabels, now, enforcerI
   const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
   if (EXEMPT_NAMESPACES.has(pod.metadata.namespace)) return { quarantine: false, keepQuarantine: quarantined && !releaseAsked, explicitRelease: releaseAsked && quarantined };
 
-  const verdict = evaluatePod({ namespace: pod.metadata.namespace, labels, podSpec: withoutEnforcer(podSpecOf(pod), enforcerImage), owner: `Pod ${ref}` }, rules, scans, now);
+  const verdict = evaluatePod({ namespace: pod.metadata.namespace, labels, podSpec: judgedSpecOf(pod, injection), owner: `Pod ${ref}` }, rules, scans, now);
   const applicable = rules.filter((r) => verdict.rules.some((v) => v.rule === `${r.namespace}/${r.name}`));
   let nextExpiry: number | undefined;
   for (const r of applicable) {
