@@ -129,7 +129,7 @@ export function withoutEnforcer(podSpec: any, cfg: InjectionConfig, annotations?
   const at = init.findIndex((c: any) => c?.name === ENFORCER_CONTAINER);
   if (at < 0) return podSpec;
   const expected = expectedEnforcerFingerprint({ metadata: { annotations }, spec: podSpec }, cfg);
-  if (!expected || enforcerFingerprint(init[at]) !== expected) return podSpec;
+  if (!expected || enforcerFingerprint(init[at], podSpec) !== expected) return podSpec;
   return { ...podSpec, initContainers: init.filter((_: any, i: number) => i !== at) };
 }
 
@@ -164,7 +164,7 @@ export function isTenetEnforcer(enforcer: { fingerprint: string; appPort: number
  * exposes (ports) and how it runs (restartPolicy). The API server's defaults (probe timings,
  * imagePullPolicy, terminationMessagePath, resources, fieldRef apiVersion, port protocol, probe
  * scheme) are normalised or left out, so the injected container still matches once stored. */
-export function enforcerFingerprint(c: any): string {
+export function enforcerFingerprint(c: any, podSpec?: any): string {
   const probe = (p: any) =>
     p && {
       exec: p.exec,
@@ -187,7 +187,7 @@ export function enforcerFingerprint(c: any): string {
     envFrom: c?.envFrom,
     ports: (c?.ports ?? []).map((p: any) => ({ name: p?.name, containerPort: p?.containerPort, protocol: p?.protocol ?? "TCP", hostPort: p?.hostPort, hostIP: p?.hostIP })),
     securityContext: c?.securityContext,
-    volumeMounts: (c?.volumeMounts ?? []).map((m: any) => ({ ...m, readOnly: m?.readOnly === true })),
+    volumeMounts: (c?.volumeMounts ?? []).filter((m: any) => !isServiceAccountMount(m, podSpec)).map((m: any) => ({ ...m, readOnly: m?.readOnly === true })),
     volumeDevices: c?.volumeDevices,
     lifecycle: c?.lifecycle,
     startupProbe: probe(c?.startupProbe),
@@ -197,6 +197,17 @@ export function enforcerFingerprint(c: any): string {
     tty: c?.tty === true,
   };
   return createHash("sha256").update(canonical(projection)).digest("hex");
+}
+
+/** The API server's ServiceAccount admission adds the pod's API token volume (kube-api-access-*,
+ * a projected serviceAccountToken volume) to every container, the enforcer included: that mount,
+ * read-only at its standard path, is not a difference. */
+function isServiceAccountMount(m: any, podSpec: any): boolean {
+  if (typeof m?.name !== "string" || !m.name.startsWith("kube-api-access-") || m.mountPath !== "/var/run/secrets/kubernetes.io/serviceaccount" || m.readOnly !== true) return false;
+  if (m.subPath || m.subPathExpr || m.mountPropagation) return false;
+  const v = (podSpec?.volumes ?? []).find((x: any) => x?.name === m.name);
+  const sources = v?.projected?.sources;
+  return Array.isArray(sources) && sources.some((s: any) => s?.serviceAccountToken) && sources.every((s: any) => s?.serviceAccountToken || s?.configMap?.name === "kube-root-ca.crt" || s?.downwardAPI);
 }
 
 /** JSON with sorted keys and undefined left out: the same object always gives the same text. */

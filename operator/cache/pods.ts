@@ -105,7 +105,7 @@ function enforcerOf(raw: any): { enforcer?: CachedPod["enforcer"] } {
     if (err instanceof InjectionError) return {};
     throw err;
   }
-  return { enforcer: { fingerprint: enforcerFingerprint(c), appPort } };
+  return { enforcer: { fingerprint: enforcerFingerprint(c, raw.spec), appPort } };
 }
 
 /** Whether the posture label is owned by Tenet's posture field manager, and by no other: a

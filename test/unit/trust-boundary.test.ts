@@ -1,7 +1,7 @@
 // Issue 11, items 1 and 3: only the exact enforcer Tenet injects is left out of judgement and of
 // the identity's image attribute; the posture attribute comes only from what Tenet established.
 import { strict as assert } from "node:assert";
-import { injectPod, type InjectionConfig } from "../../operator/admission/inject.ts";
+import { injectPod, withoutEnforcer, type InjectionConfig } from "../../operator/admission/inject.ts";
 import { mutate } from "../../operator/admission/handlers/mutate.ts";
 import { validate } from "../../operator/admission/handlers/validate.ts";
 import type { AdmissionRequest } from "../../operator/admission/transport.ts";
@@ -69,7 +69,13 @@ describe("trust boundary: look-alike sidecars (issue 11 item 1)", () => {
     c.terminationMessagePath = "/dev/termination-log";
     for (const probe of [c.startupProbe, c.readinessProbe, c.livenessProbe]) Object.assign(probe, { timeoutSeconds: 1, successThreshold: 1 }, probe.httpGet && { httpGet: { ...probe.httpGet, scheme: "HTTP" } });
     for (const e of c.env) if (e.valueFrom?.fieldRef) e.valueFrom.fieldRef.apiVersion = "v1";
+    // The ServiceAccount admission plugin mounts the API token into every container.
+    c.volumeMounts.push({ name: "kube-api-access-6xw8s", readOnly: true, mountPath: "/var/run/secrets/kubernetes.io/serviceaccount" });
+    p.spec.volumes.push({ name: "kube-api-access-6xw8s", projected: { sources: [{ serviceAccountToken: { expirationSeconds: 3607, path: "token" } }, { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } }] } });
     assert.equal(validate(review(p), validateDeps).allowed, true);
+    // … but a volume of that name that is not the API token is a difference.
+    p.spec.volumes[p.spec.volumes.length - 1] = { name: "kube-api-access-6xw8s", hostPath: { path: "/" } };
+    assert.equal(withoutEnforcer(p.spec, cfg).initContainers.length, 1, "the enforcer with a foreign kube-api-access mount is judged");
   });
 
   it("denies a privileged look-alike with Tenet's name and image", () => {
