@@ -1,0 +1,63 @@
+// Issue 11 item 4 (a, b): the pod metadata Tenet's quarantine rests on, guarded by the validating webhook.
+import { strict as assert } from "node:assert";
+import { protectTenetMetadata, releaseReview } from "../../operator/admission/handlers/protect.ts";
+import { desiredWebhookConfigurations } from "../../operator/admission/webhook-config.ts";
+import type { AdmissionRequest } from "../../operator/admission/transport.ts";
+
+const TENET = "system:serviceaccount:tenet-system:tenet-operator";
+const podMeta = (labels: Record<string, string> = {}, annotations: Record<string, string> = {}) => ({ apiVersion: "v1", kind: "Pod", metadata: { name: "p", namespace: "shop", labels, annotations }, spec: { containers: [] } });
+const update = (before: any, after: any, username = "alice"): AdmissionRequest => ({
+  uid: "1",
+  kind: { group: "", version: "v1", kind: "Pod" },
+  resource: { group: "", version: "v1", resource: "pods" },
+  namespace: "shop",
+  operation: "UPDATE",
+  userInfo: { username, groups: ["system:authenticated"] },
+  object: after,
+  oldObject: before,
+});
+const deps = (mayRelease = false) => ({ isTenet: (u: string | undefined) => u === TENET, mayRelease: async () => mayRelease });
+const quarantined = podMeta({ "tenet.dev/quarantined": "true", "tenet.dev/posture": "violating" }, { "tenet.dev/certificates": '{"0a":"2030-01-01T00:00:00Z"}' });
+
+describe("quarantine guard: Tenet's pod metadata (issue 11 item 4)", () => {
+  it("refuses anyone but Tenet emptying the serials, removing the quarantine or changing the posture", async () => {
+    for (const after of [
+      podMeta({ "tenet.dev/quarantined": "true", "tenet.dev/posture": "violating" }, { "tenet.dev/certificates": "{}" }),
+      podMeta({ "tenet.dev/posture": "violating" }, quarantined.metadata.annotations),
+      podMeta({ "tenet.dev/quarantined": "true", "tenet.dev/posture": "clean" }, quarantined.metadata.annotations),
+      podMeta(quarantined.metadata.labels, { ...quarantined.metadata.annotations, "tenet.dev/released": "0123456789abcdef" }),
+    ]) {
+      const r = await protectTenetMetadata(update(quarantined, after), deps());
+      assert.equal(r?.allowed, false);
+      assert.match(r!.message!, /alice may not change .*only Tenet's own ServiceAccount/);
+      assert.equal(await protectTenetMetadata(update(quarantined, after, TENET), deps()), undefined, "Tenet may");
+    }
+  });
+
+  it("lets anyone change other metadata, and quarantine a pod by hand", async () => {
+    assert.equal(await protectTenetMetadata(update(quarantined, podMeta({ ...quarantined.metadata.labels, team: "x" }, quarantined.metadata.annotations)), deps()), undefined);
+    assert.equal(await protectTenetMetadata(update(podMeta(), podMeta({ "tenet.dev/quarantined": "true" })), deps()), undefined);
+  });
+
+  it("refuses tenet.dev/certificates or tenet.dev/released planted at create time", async () => {
+    const create = { ...update(undefined, podMeta({}, { "tenet.dev/released": "0123456789abcdef" })), operation: "CREATE" as const, oldObject: undefined };
+    assert.equal((await protectTenetMetadata(create, deps()))?.allowed, false);
+  });
+
+  it("needs update on runtimerules/release (SubjectAccessReview) to set tenet.dev/release, not to remove it", async () => {
+    const asked = podMeta(quarantined.metadata.labels, { ...quarantined.metadata.annotations, "tenet.dev/release": "INC-1" });
+    const r = await protectTenetMetadata(update(quarantined, asked), deps(false));
+    assert.equal(r?.allowed, false);
+    assert.match(r!.message!, /update runtimerules\/release \(apiGroup tenet\.dev\)/);
+    assert.equal(await protectTenetMetadata(update(quarantined, asked), deps(true)), undefined);
+    assert.equal(await protectTenetMetadata(update(asked, quarantined), deps(false)), undefined);
+    assert.deepEqual(releaseReview({ username: "alice", groups: ["g"] }, "shop").spec.resourceAttributes, { namespace: "shop", verb: "update", group: "tenet.dev", resource: "runtimerules", subresource: "release" });
+  });
+
+  it("has the validating webhook sent metadata-only updates that touch the guarded keys", () => {
+    const { validating } = desiredWebhookConfigurations({ service: { namespace: "tenet-system", name: "tenet-operator", port: 443 }, caBundlePEM: "x", timeoutSeconds: 5 }, "tenet-system");
+    const expr = validating.webhooks[0].matchConditions[0].expression;
+    for (const k of ["tenet.dev/release", "tenet.dev/certificates", "tenet.dev/quarantined", "tenet.dev/posture", "tenet.dev/released"]) assert.ok(expr.includes(`'${k}'`), k);
+    assert.match(expr, /object\.spec != oldObject\.spec/);
+  });
+});
