@@ -34,7 +34,7 @@ import { patchStatusIfChanged } from "../runtime/status.ts";
 import { planPosture, type PostureDetail } from "./evaluate.ts";
 import { PostureMetrics } from "./metrics.ts";
 import { QuarantinePolicies } from "./networkpolicy.ts";
-import { DETAIL_ANNOTATION, FieldManagers, NETWORK_POLICY_NAME, POSTURE_LABEL, QUARANTINE_LABEL, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
+import { DETAIL_ANNOTATION, FieldManagers, NETWORK_POLICY_NAME, POSTURE_LABEL, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
 
 const FIELD_MANAGER = FieldManagers.posture;
 const RULE_PREFIX = "rule:";
@@ -339,13 +339,14 @@ export class PostureController extends Controller {
     const detail = plan.detail ? JSON.stringify(plan.detail) : undefined;
     const desired = {
       labels: { [POSTURE_LABEL]: plan.posture, [QUARANTINE_LABEL]: wantQ ? "true" : undefined },
-      annotations: { [DETAIL_ANNOTATION]: detail, [RELEASED_ANNOTATION]: plan.released },
+      annotations: { [DETAIL_ANNOTATION]: detail, [RELEASED_ANNOTATION]: plan.released, [QUARANTINED_BY_ANNOTATION]: plan.quarantinedBy },
     };
     const differs =
       labels[POSTURE_LABEL] !== plan.posture ||
       isQ !== wantQ ||
       annotations[DETAIL_ANNOTATION] !== detail ||
-      annotations[RELEASED_ANNOTATION] !== plan.released;
+      annotations[RELEASED_ANNOTATION] !== plan.released ||
+      annotations[QUARANTINED_BY_ANNOTATION] !== plan.quarantinedBy;
     const ref = `${ns}/${pod.metadata.name}`;
     const target = { apiVersion: "v1", kind: "Pod", metadata: pod.metadata };
 

@@ -8,7 +8,7 @@ import type { ScanIndex } from "../../scans/scan-index.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
 import { EXEMPT_NAMESPACES, isTenetEnforcer, shouldInject, type InjectionConfig } from "../admission/inject.ts";
 import type { CachedPod } from "../cache/pods.ts";
-import { ENFORCER_CONTAINER, QUARANTINE_LABEL, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
+import { ENFORCER_CONTAINER, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
 
 export type Posture = "clean" | "warn" | "violating" | "unscanned";
 
@@ -47,6 +47,8 @@ export interface PosturePlan {
   explicitRelease: boolean;
   /** value of tenet.dev/released to keep (fingerprint of the accepted violation) */
   released?: string;
+  /** value of tenet.dev/quarantined-by to keep while quarantined: the rules that quarantined the pod */
+  quarantinedBy?: string;
   /** time-limited inputs: the next instant an exemption of an applicable rule expires */
   nextExpiry?: number;
 }
@@ -150,8 +152,32 @@ export function planPosture({ pod, rules, scans, namespaceLabels, now, injection
   const quarantine = violating && !released;
   // Automatic release needs a posture that is fine again (clean or warn: an unscanned pod stays
   // isolated, or deleting a report would release it) and every applicable rule allowing it.
+  // The rules that quarantined the pod must all still select it: relabelling a pod so that no
+  // rule (or only a laxer one) selects it releases nothing; only an explicit release does.
+  const recorded = quarantined ? parseRuleList(annotations[QUARANTINED_BY_ANNOTATION]) : undefined;
+  const applicableKeys = new Set(applicable.map((r) => `${r.namespace}/${r.name}`));
+  const stillGoverned = recorded?.length ? recorded.every((k) => applicableKeys.has(k)) : applicable.length > 0;
   const autoRelease = applicable.every((r) => r.spec.quarantine?.autoRelease !== false);
-  const basisGone = !violating && posture !== "unscanned" && autoRelease;
+  const basisGone = !violating && posture !== "unscanned" && autoRelease && stillGoverned;
   const keepQuarantine = quarantined && !quarantine && !explicitRelease && !basisGone;
-  return { posture, detail, quarantine, keepQuarantine, explicitRelease, released, nextExpiry };
+  let quarantinedBy: string | undefined;
+  if (quarantine || keepQuarantine) {
+    const by = new Set(recorded ?? []);
+    if (quarantine) {
+      for (const o of objecting) if (o.enforcement === "enforce") by.add(o.rule);
+      if (missing) for (const r of applicable) if (r.spec.enforcement !== "audit") by.add(`${r.namespace}/${r.name}`);
+    }
+    quarantinedBy = by.size ? JSON.stringify([...by].sort()) : undefined;
+  }
+  return { posture, detail, quarantine, keepQuarantine, explicitRelease, released, quarantinedBy, nextExpiry };
+}
+
+function parseRuleList(raw: string | undefined): string[] | undefined {
+  if (!raw) return undefined;
+  try {
+    const v = JSON.parse(raw);
+    return Array.isArray(v) && v.every((x) => typeof x === "string") ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -3,6 +3,11 @@ import { strict as assert } from "node:assert";
 import { protectTenetMetadata, releaseReview } from "../../operator/admission/handlers/protect.ts";
 import { desiredWebhookConfigurations } from "../../operator/admission/webhook-config.ts";
 import type { AdmissionRequest } from "../../operator/admission/transport.ts";
+import { toCachedPod } from "../../operator/cache/pods.ts";
+import { planPosture } from "../../operator/posture/evaluate.ts";
+import { parseImage } from "../../common/images.ts";
+import { ScanIndex } from "../../scans/scan-index.ts";
+import type { RuleRef } from "../../policy/vulnerabilities.ts";
 
 const TENET = "system:serviceaccount:tenet-system:tenet-operator";
 const podMeta = (labels: Record<string, string> = {}, annotations: Record<string, string> = {}) => ({ apiVersion: "v1", kind: "Pod", metadata: { name: "p", namespace: "shop", labels, annotations }, spec: { containers: [] } });
@@ -59,5 +64,49 @@ describe("quarantine guard: Tenet's pod metadata (issue 11 item 4)", () => {
     const expr = validating.webhooks[0].matchConditions[0].expression;
     for (const k of ["tenet.dev/release", "tenet.dev/certificates", "tenet.dev/quarantined", "tenet.dev/posture", "tenet.dev/released"]) assert.ok(expr.includes(`'${k}'`), k);
     assert.match(expr, /object\.spec != oldObject\.spec/);
+  });
+});
+
+describe("quarantine guard: relabelling does not release (issue 11 item 4c)", () => {
+  const INJECTION = { image: "tenet.local/tenet-enforcer:dev", args: [], caEndpoint: "https://tenet-operator.tenet-system.svc:443", inboundPort: 15443, outboundPort: 15001, healthPort: 15021, resources: { requests: {}, limits: {} }, tokenExpirationSeconds: 3600, version: "test" };
+  const strict: RuleRef = { namespace: "demo", name: "strict", spec: { selector: { matchLabels: { app: "orders" } }, vulnerabilities: { thresholds: { critical: 0 } } } as any };
+  const lax: RuleRef = { namespace: "demo", name: "lax", spec: { selector: { matchLabels: { app: "other" } }, vulnerabilities: { thresholds: { critical: 5 } } } as any };
+  const index = () => {
+    const idx = new ScanIndex();
+    idx.upsert("vr/bad", { image: parseImage("ghcr.io/acme/bad:1.0"), source: "VulnerabilityReport demo/bad", vulnerabilities: [{ id: "CVE-2024-3094", severity: "CRITICAL", fixedVersion: "1.1" }] });
+    return idx;
+  };
+  const plan = (labels: Record<string, string>, annotations: Record<string, string> = {}, rules: RuleRef[] = [strict, lax]) =>
+    planPosture({
+      pod: toCachedPod({ metadata: { name: "p", namespace: "demo", uid: "u", resourceVersion: "1", labels, annotations }, spec: { securityContext: { runAsNonRoot: true }, containers: [{ name: "app", image: "ghcr.io/acme/bad:1.0", securityContext: { allowPrivilegeEscalation: false } }] } }),
+      rules,
+      scans: index(),
+      namespaceLabels: {},
+      now: new Date("2026-06-01T12:00:00Z"),
+      injection: INJECTION,
+    });
+
+  it("records the rules that quarantined the pod", () => {
+    const p = plan({ app: "orders" });
+    assert.equal(p.quarantine, true);
+    assert.equal(p.quarantinedBy, JSON.stringify(["demo/strict"]));
+  });
+
+  it("keeps a pod quarantined when it is relabelled so that no rule selects it", () => {
+    const p = plan({ app: "nothing", "tenet.dev/quarantined": "true" }, { "tenet.dev/quarantined-by": '["demo/strict"]' });
+    assert.equal(p.keepQuarantine, true);
+    assert.equal(p.quarantinedBy, '["demo/strict"]');
+    assert.equal(plan({ app: "nothing", "tenet.dev/quarantined": "true" }).keepQuarantine, true, "without a record too");
+  });
+
+  it("keeps it quarantined when relabelled to a laxer rule it passes", () => {
+    const p = plan({ app: "other", "tenet.dev/quarantined": "true" }, { "tenet.dev/quarantined-by": '["demo/strict"]' });
+    assert.equal(p.posture, "clean");
+    assert.equal(p.keepQuarantine, true);
+  });
+
+  it("still releases automatically when the quarantining rule itself allows the pod again", () => {
+    const relaxed: RuleRef = { ...strict, spec: { ...strict.spec, vulnerabilities: { thresholds: { critical: 5 } } } as any };
+    assert.equal(plan({ app: "orders", "tenet.dev/quarantined": "true" }, { "tenet.dev/quarantined-by": '["demo/strict"]' }, [relaxed]).keepQuarantine, false);
   });
 });
