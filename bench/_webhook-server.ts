@@ -51,7 +51,7 @@ const rules: RuleRef[] = Array.from({ length: RULES }, (_, i) => ({
 const tenet = buildSecureServer(log, tls);
 const metrics = new AdmissionMetrics(new Registry());
 const injection = configFromEnv({ TENET_NAMESPACE: "tenet-system" }).injection;
-admissionRoute(tenet, { path: "/validate", webhook: "validate", log, metrics, handler: (req) => validate(req, { rules: (ns) => (ns === BENCH_NAMESPACE ? rules : []), scans, now: () => new Date(), enforcerImage: injection.image }) });
+admissionRoute(tenet, { path: "/validate", webhook: "validate", log, metrics, handler: (req) => validate(req, { rules: (ns) => (ns === BENCH_NAMESPACE ? rules : []), scans, now: () => new Date(), injection }) });
 admissionRoute(tenet, { path: "/mutate", webhook: "mutate", log, metrics, handler: (req) => mutate(req, { namespaceLabels: () => ({ "tenet.dev/inject": "enabled" }), config: injection }) });
 
 // The baseline: the same TLS and the same HTTP stack, no decision at all.

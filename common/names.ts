@@ -89,6 +89,10 @@ export const DETAIL_ANNOTATION = "tenet.dev/posture-detail";
 export const RELEASE_ANNOTATION = "tenet.dev/release";
 /** Set by Tenet: the fingerprint of the violation a person accepted by releasing the pod. */
 export const RELEASED_ANNOTATION = "tenet.dev/released";
+/** Set by Tenet on a quarantined pod: JSON array of the RuntimeRules ("ns/name") that quarantined
+ * it. An automatic release needs every one of them to still select the pod and allow it, so
+ * relabelling the pod away from its rules releases nothing. */
+export const QUARANTINED_BY_ANNOTATION = "tenet.dev/quarantined-by";
 /** The deny-all NetworkPolicy in each namespace with a quarantined pod. */
 export const NETWORK_POLICY_NAME = "tenet-quarantine";
 /** Annotation explaining what an object Tenet created is for. */

@@ -31,6 +31,10 @@ export interface OperatorConfig {
   webhookTimeoutSeconds: number;
   /** Tenet's ClusterRole: owner of the webhook configurations, so an uninstall removes them. */
   clusterRoleName: string;
+  /** Usernames that write Tenet's own pod metadata (posture, quarantine, certificate serials);
+   * default its ServiceAccount system:serviceaccount:<namespace>:tenet-operator. Comma-separated
+   * in TENET_OPERATOR_USERNAMES. The operator also adds what the API server says it is. */
+  operatorUsernames: string[];
   injection: InjectionConfig;
   /** Posture rescans (operator/posture): cron schedule of the full safety-net rescan, workers, progress log interval. */
   rescanSchedule: string;
@@ -77,6 +81,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorCon
     webhookHost: env.TENET_WEBHOOK_HOST || undefined,
     webhookTimeoutSeconds: int("TENET_WEBHOOK_TIMEOUT_SECONDS", 5),
     clusterRoleName: env.TENET_CLUSTER_ROLE ?? "tenet-operator",
+    operatorUsernames: (env.TENET_OPERATOR_USERNAMES ?? `system:serviceaccount:${env.TENET_NAMESPACE ?? env.POD_NAMESPACE ?? "tenet-system"}:tenet-operator`)
+      .split(",")
+      .map((u) => u.trim())
+      .filter(Boolean),
     injection: {
       // Resolved at start-up (operator/enforcer-image.ts): it follows the operator's own image.
       image: env.TENET_ENFORCER_IMAGE ?? DEFAULT_ENFORCER_IMAGE,

@@ -18,6 +18,7 @@ import type { Informer } from "../runtime/informer.ts";
 import type { RuntimeMetrics } from "../runtime/metrics.ts";
 import { mutate } from "./handlers/mutate.ts";
 import { validate } from "./handlers/validate.ts";
+import { protectTenetMetadata, releaseReview } from "./handlers/protect.ts";
 import { AdmissionMetrics, admissionRoute } from "./transport.ts";
 import { webhookConfigController, type TrustBundle } from "./webhook-config.ts";
 
@@ -48,6 +49,25 @@ export function createAdmission(ctx: {
   const metrics = new AdmissionMetrics(ctx.metrics.registry);
   const controller = webhookConfigController(ctx);
 
+  // Who Tenet is: its configured usernames, and what the API server says this process is
+  // (SelfSubjectReview; needs no RBAC), so a renamed ServiceAccount still writes its own labels.
+  const tenetUsers = new Set(cfg.operatorUsernames);
+  void ctx.kube
+    .create("/apis/authentication.k8s.io/v1/selfsubjectreviews", { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" })
+    .then((r: any) => {
+      const me = r?.status?.userInfo?.username;
+      if (typeof me === "string" && me) tenetUsers.add(me);
+      log.info({ usernames: [...tenetUsers] }, "Tenet's own identities for its pod metadata");
+    })
+    .catch((err) => log.warn({ err: (err as Error).message, usernames: [...tenetUsers] }, "SelfSubjectReview failed; Tenet's pod metadata is writable by the configured usernames only"));
+  const protectDeps = {
+    isTenet: (u: string | undefined) => !!u && tenetUsers.has(u),
+    mayRelease: async (user: any, namespace: string) => {
+      const r = await ctx.kube.create("/apis/authorization.k8s.io/v1/subjectaccessreviews", releaseReview(user, namespace));
+      return r?.status?.allowed === true;
+    },
+  };
+
   const rulesIn = (namespace: string): RuleRef[] =>
     ctx.rules.listNamespace(namespace).map((r) => ({ namespace, name: r.metadata.name, spec: r.spec }));
 
@@ -66,12 +86,13 @@ export function createAdmission(ctx: {
         webhook: "validate",
         log,
         metrics,
-        handler: (req) =>
+        handler: async (req) =>
+          (await protectTenetMetadata(req, protectDeps)) ??
           validate(req, {
             rules: rulesIn,
             scans: ctx.scans,
             now: () => new Date(),
-            enforcerImage: injection.image,
+            injection,
             // Events go out after the answer: never a remote call on the request path.
             report: (_req, owner, verdict) =>
               setImmediate(() => {

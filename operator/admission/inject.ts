@@ -6,6 +6,7 @@
 // The kubelet starts it before every other init container and waits for its startup probe
 // (it is ready once it holds a certificate), so no app container runs, or opens a connection,
 // without it; and it is stopped once the regular containers have exited, so Jobs complete.
+import { createHash } from "node:crypto";
 import { APP_PORT_ANNOTATION, BUNDLE_CONFIGMAP, ENFORCER_CONTAINER, ENFORCER_LABEL, ENFORCER_LABEL_VALUE, INJECT_ANNOTATION, INJECT_NAMESPACE_LABEL, INJECTED_ANNOTATION, NAMESPACE_NAME_LABEL, TOKEN_AUDIENCE } from "../../common/names.ts";
 
 /** The port the enforcer forwards to when neither the annotation nor a containerPort says. */
@@ -116,13 +117,108 @@ export function injectPod(pod: any, cfg: InjectionConfig): any {
   return out;
 }
 
-/** The pod spec without the enforcer Tenet injected (same name and Tenet's configured image):
- * RuntimeRules judge the workload's containers, not Tenet's own sidecar. A look-alike with any
- * other image stays in, and is judged like every other container. */
-export function withoutEnforcer(podSpec: any, enforcerImage: string): any {
+/** The pod spec without the enforcer Tenet injected: RuntimeRules judge the workload's
+ * containers, not Tenet's own sidecar. Only the exact container injection produces for this pod
+ * and configuration is left out (compared on every field that decides what runs and with which
+ * privileges: see enforcerFingerprint); a look-alike — same name and image, but privileged, its
+ * own command, other mounts … — stays in and is judged like every other container.
+ * `annotations` are the pod's (or template's): the enforcer's app port and peers come from them. */
+export function withoutEnforcer(podSpec: any, cfg: InjectionConfig, annotations?: Record<string, string>): any {
   const init = podSpec?.initContainers;
-  if (!Array.isArray(init) || !init.some((c: any) => c?.name === ENFORCER_CONTAINER && c?.image === enforcerImage)) return podSpec;
-  return { ...podSpec, initContainers: init.filter((c: any) => !(c?.name === ENFORCER_CONTAINER && c?.image === enforcerImage)) };
+  if (!Array.isArray(init)) return podSpec;
+  const at = init.findIndex((c: any) => c?.name === ENFORCER_CONTAINER);
+  if (at < 0) return podSpec;
+  const expected = expectedEnforcerFingerprint({ metadata: { annotations }, spec: podSpec }, cfg);
+  if (!expected || enforcerFingerprint(init[at], podSpec) !== expected) return podSpec;
+  return { ...podSpec, initContainers: init.filter((_: any, i: number) => i !== at) };
+}
+
+/** The fingerprint of the enforcer container injection would produce for this pod now, or
+ * undefined when the pod cannot be injected as written. */
+export function expectedEnforcerFingerprint(pod: any, cfg: InjectionConfig): string | undefined {
+  try {
+    return enforcerFingerprint(enforcerContainer(cfg, resolveAppPort(pod), peersOf(pod)));
+  } catch (err) {
+    if (err instanceof InjectionError) return undefined;
+    throw err;
+  }
+}
+
+/** Whether a cached pod's tenet-enforcer is exactly the one Tenet injects (the cache keeps the
+ * fingerprint and app port of the pod's tenet-enforcer, see operator/cache/pods.ts). */
+export function isTenetEnforcer(enforcer: { fingerprint: string; appPort: number } | undefined, annotations: Record<string, string> | undefined, cfg: InjectionConfig): boolean {
+  if (!enforcer) return false;
+  let peers: string | undefined;
+  try {
+    peers = peersOf({ metadata: { annotations } });
+  } catch (err) {
+    if (err instanceof InjectionError) return false;
+    throw err;
+  }
+  return enforcer.fingerprint === enforcerFingerprint(enforcerContainer(cfg, enforcer.appPort, peers));
+}
+
+/** A digest of the security-relevant fields of a container: what it runs (image, command, args,
+ * working dir, lifecycle hooks and probe handlers — exec probes run commands), with which
+ * privileges (securityContext), what it sees (env, envFrom, volumeMounts, volumeDevices), what it
+ * exposes (ports) and how it runs (restartPolicy). The API server's defaults (probe timings,
+ * imagePullPolicy, terminationMessagePath, resources, fieldRef apiVersion, port protocol, probe
+ * scheme) are normalised or left out, so the injected container still matches once stored. */
+export function enforcerFingerprint(c: any, podSpec?: any): string {
+  const probe = (p: any) =>
+    p && {
+      exec: p.exec,
+      httpGet: p.httpGet && { path: p.httpGet.path, port: p.httpGet.port, host: p.httpGet.host, scheme: p.httpGet.scheme ?? "HTTP", httpHeaders: p.httpGet.httpHeaders },
+      tcpSocket: p.tcpSocket,
+      grpc: p.grpc,
+    };
+  const projection = {
+    name: c?.name,
+    image: c?.image,
+    command: c?.command,
+    args: c?.args?.length ? c.args : undefined,
+    workingDir: c?.workingDir,
+    restartPolicy: c?.restartPolicy,
+    env: (c?.env ?? []).map((e: any) => ({
+      name: e?.name,
+      value: e?.value,
+      valueFrom: e?.valueFrom?.fieldRef ? { fieldRef: { apiVersion: e.valueFrom.fieldRef.apiVersion ?? "v1", fieldPath: e.valueFrom.fieldRef.fieldPath } } : e?.valueFrom,
+    })),
+    envFrom: c?.envFrom,
+    ports: (c?.ports ?? []).map((p: any) => ({ name: p?.name, containerPort: p?.containerPort, protocol: p?.protocol ?? "TCP", hostPort: p?.hostPort, hostIP: p?.hostIP })),
+    securityContext: c?.securityContext,
+    volumeMounts: (c?.volumeMounts ?? []).filter((m: any) => !isServiceAccountMount(m, podSpec)).map((m: any) => ({ ...m, readOnly: m?.readOnly === true })),
+    volumeDevices: c?.volumeDevices,
+    lifecycle: c?.lifecycle,
+    startupProbe: probe(c?.startupProbe),
+    readinessProbe: probe(c?.readinessProbe),
+    livenessProbe: probe(c?.livenessProbe),
+    stdin: c?.stdin === true,
+    tty: c?.tty === true,
+  };
+  return createHash("sha256").update(canonical(projection)).digest("hex");
+}
+
+/** The API server's ServiceAccount admission adds the pod's API token volume (kube-api-access-*,
+ * a projected serviceAccountToken volume) to every container, the enforcer included: that mount,
+ * read-only at its standard path, is not a difference. */
+function isServiceAccountMount(m: any, podSpec: any): boolean {
+  if (typeof m?.name !== "string" || !m.name.startsWith("kube-api-access-") || m.mountPath !== "/var/run/secrets/kubernetes.io/serviceaccount" || m.readOnly !== true) return false;
+  if (m.subPath || m.subPathExpr || m.mountPropagation) return false;
+  const v = (podSpec?.volumes ?? []).find((x: any) => x?.name === m.name);
+  const sources = v?.projected?.sources;
+  return Array.isArray(sources) && sources.some((s: any) => s?.serviceAccountToken) && sources.every((s: any) => s?.serviceAccountToken || s?.configMap?.name === "kube-root-ca.crt" || s?.downwardAPI);
+}
+
+/** JSON with sorted keys and undefined left out: the same object always gives the same text. */
+function canonical(v: unknown): string {
+  if (v === undefined || v === null) return "null";
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  if (typeof v === "object") {
+    const keys = Object.keys(v as object).filter((k) => (v as any)[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical((v as any)[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(v);
 }
 
 /** tenet.dev/app-port if set (it must be a port number), else the first containerPort of the

@@ -14,6 +14,7 @@ import { isNotFound, resourcePath, type Kube } from "../../common/kube.ts";
 import type { Logger } from "../../common/logger.ts";
 import { FieldManagers, INJECT_NAMESPACE_LABEL, NAMESPACE_NAME_LABEL, OPERATOR_NAME, PART_OF_TENET, WEBHOOK_CONFIG_NAME } from "../../common/names.ts";
 import type { OperatorConfig } from "../config.ts";
+import { GUARDED_ANNOTATIONS, GUARDED_LABELS } from "./handlers/protect.ts";
 import { Controller } from "../runtime/controller.ts";
 import type { RuntimeMetrics } from "../runtime/metrics.ts";
 
@@ -74,15 +75,29 @@ export function desiredWebhookConfigurations(ep: WebhookEndpoint, tenetNamespace
         ],
         failurePolicy: "Fail",
         namespaceSelector: { matchExpressions: [exempt] },
-        // Updates that leave the spec alone (labels, annotations — Tenet's own posture writes
-        // among them) are not sent at all: they cannot change a decision, and they keep working
-        // while Tenet is down.
-        matchConditions: [{ name: "spec-changed", expression: "request.operation != 'UPDATE' || object.spec != oldObject.spec" }],
+        // Updates that leave the spec alone (labels, annotations) are not sent at all: they cannot
+        // change a decision, and they keep working while Tenet is down — unless they touch the
+        // labels and annotations Tenet's quarantine rests on (handlers/protect.ts).
+        matchConditions: [{ name: "spec-or-tenet-metadata-changed", expression: specOrTenetMetadataChanged() }],
         ...common,
       },
     ],
   };
   return { mutating, validating };
+}
+
+/** CEL: not an update, or the spec changed, or one of the guarded labels/annotations appeared,
+ * disappeared or changed. Presence and value are compared separately (an empty value counts). */
+export function specOrTenetMetadataChanged(): string {
+  const has = (o: string, f: string) => `(has(${o}.metadata.${f}) && k in ${o}.metadata.${f})`;
+  const differs = (f: string) => `${has("object", f)} != ${has("oldObject", f)} || (${has("object", f)} && ${has("oldObject", f)} && object.metadata.${f}[k] != oldObject.metadata.${f}[k])`;
+  const list = (keys: readonly string[]) => `[${keys.map((k) => `'${k}'`).join(", ")}]`;
+  return [
+    "request.operation != 'UPDATE'",
+    "object.spec != oldObject.spec",
+    `${list(GUARDED_LABELS)}.exists(k, ${differs("labels")})`,
+    `${list(GUARDED_ANNOTATIONS)}.exists(k, ${differs("annotations")})`,
+  ].join(" || ");
 }
 
 /** The CA's side the configurations need: the bundle (their caBundle), and when it changes. */

@@ -2,12 +2,20 @@
 // ServiceIdentity. Pure: the same pod and identity always give the same attributes.
 import type { ServiceIdentity } from "../../crds/types.gen.ts";
 import type { CachedPod } from "../cache/pods.ts";
-import { COMMIT_LABEL, POSTURE_LABEL, TENET_CONTAINER_PREFIX, TIER_LABEL } from "../../common/names.ts";
+import { COMMIT_LABEL, ENFORCER_CONTAINER, POSTURE_LABEL, TIER_LABEL } from "../../common/names.ts";
+import { isTenetEnforcer, type InjectionConfig } from "../admission/inject.ts";
 
-export function identityAttributes(pod: CachedPod, si: ServiceIdentity): Record<string, string> {
+//
+// Attributes policies select on must come from what Tenet established, never from what the pod's
+// creator can write: `image` lists every container (init containers included) except the exact
+// enforcer Tenet injects (a look-alike named tenet-* is listed like any other); `posture` is the
+// tenet.dev/posture label only while Tenet's posture controller owns it (managedFields), else
+// "unscanned" — a label set at create time, or edited since, says nothing Tenet established.
+export function identityAttributes(pod: CachedPod, si: ServiceIdentity, injection?: InjectionConfig): Record<string, string> {
   const labels = pod.metadata.labels ?? {};
   const annotations = pod.metadata.annotations ?? {};
-  const app = pod.spec.containers.filter((c) => !c.name.startsWith(TENET_CONTAINER_PREFIX));
+  const exact = injection ? isTenetEnforcer(pod.enforcer, pod.metadata.annotations, injection) : false;
+  const app = pod.spec.containers.filter((c) => !(c.name === ENFORCER_CONTAINER && exact));
   const images = [...new Set(app.map((c) => c.image))];
   const digests = images.map((i) => i.split("@")[1]).filter((d): d is string => !!d);
   const derived: Record<string, string | undefined> = {
@@ -16,7 +24,7 @@ export function identityAttributes(pod: CachedPod, si: ServiceIdentity): Record<
     commit: annotations[COMMIT_LABEL] ?? labels[COMMIT_LABEL],
     version: labels["app.kubernetes.io/version"] ?? labels["version"],
     tier: labels[TIER_LABEL] ?? labels["tier"],
-    posture: labels[POSTURE_LABEL] ?? "unscanned",
+    posture: (pod.postureByTenet ? labels[POSTURE_LABEL] : undefined) ?? "unscanned",
     "pod.name": pod.metadata.name,
     "pod.uid": pod.metadata.uid,
     serviceidentity: si.metadata.name,

@@ -102,6 +102,7 @@ export function createIdentity(ctx: {
             caError: () => store.error,
             trustDomain: cfg.trustDomain,
             maxTTLSeconds: cfg.maxCertTTLSeconds,
+            injection: cfg.injection,
             record: (pod, serial, notAfter) => recordIssued(kube, pod, serial, notAfter),
           }),
         bundle: () => store.authorities?.bundlePem,

@@ -12,6 +12,7 @@ import { selectsPod } from "../controllers/serviceidentity.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { TenetObject } from "../../common/objects.ts";
 import { durationSeconds, identityAttributes } from "./attributes.ts";
+import type { InjectionConfig } from "../admission/inject.ts";
 import type { LoadedAuthorities } from "./authorities.ts";
 import { issueLeaf, LeafRequestError } from "./leaf.ts";
 import { CSRError, parseCSR } from "../../pki/csr.ts";
@@ -38,6 +39,8 @@ export interface IssuerDeps {
   caError: () => string | undefined;
   trustDomain: string;
   maxTTLSeconds: number;
+  /** Tenet's injection settings: the exact injected enforcer is left out of the image attribute. */
+  injection?: InjectionConfig;
   now?: () => Date;
   /** Records the serial on the pod before the certificate is handed out (quarantine revokes it); returns the pod's labels as written. */
   record?: (pod: CachedPod, serial: string, notAfter: string) => Promise<Record<string, string>>;
@@ -100,7 +103,7 @@ export async function issueForWorkload(token: string | undefined, csrPEM: unknow
       publicKeyDer: csr.publicKeyDer,
       spiffeID,
       dnsNames: csr.dnsNames.length ? csr.dnsNames : [...allowedDNS],
-      attributes: identityAttributes(pod, identity),
+      attributes: identityAttributes(pod, identity, deps.injection),
       ttlSeconds: ttl,
       now,
     });

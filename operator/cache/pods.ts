@@ -1,6 +1,8 @@
 // What the operator keeps of a Pod. Everything else is dropped on arrival, so the cache
 // stays a small multiple of the fields it uses.
 import type { KubeObject } from "../../common/objects.ts";
+import { FieldManagers, POSTURE_LABEL, ENFORCER_CONTAINER } from "../../common/names.ts";
+import { enforcerFingerprint, InjectionError, resolveAppPort } from "../admission/inject.ts";
 
 export interface CachedPod extends KubeObject {
   metadata: {
@@ -16,6 +18,13 @@ export interface CachedPod extends KubeObject {
   status: { phase?: string };
   /** The pod-spec fields the pod-security checks read (policy/podsecurity.ts), for rescans. */
   security: SecuritySpec;
+  /** The init container named tenet-enforcer, if any: its fingerprint (security-relevant fields,
+   * operator/admission/inject.ts) and the app port injection would give it. Only when it equals
+   * what Tenet injects is it left out of judgement and of the identity's image attribute. */
+  enforcer?: { fingerprint: string; appPort: number };
+  /** The tenet.dev/posture label was last written by Tenet's posture controller (managedFields,
+   * manager tenet-posture), not by whoever created or edited the pod. */
+  postureByTenet?: boolean;
 }
 
 /** A pod spec cut down to what podSecurityViolations reads; same field paths, so messages match admission's. */
@@ -81,7 +90,37 @@ export function toCachedPod(raw: any): CachedPod {
     spec: { serviceAccountName: spec.serviceAccountName ?? "default", containers },
     status: { phase: raw.status?.phase },
     security: securitySpec(spec),
+    ...enforcerOf(raw),
+    ...(m.labels?.[POSTURE_LABEL] !== undefined && postureOwnedByTenet(m.managedFields) ? { postureByTenet: true } : {}),
   };
+}
+
+function enforcerOf(raw: any): { enforcer?: CachedPod["enforcer"] } {
+  const c = (raw.spec?.initContainers ?? []).find((x: any) => x?.name === ENFORCER_CONTAINER);
+  if (!c) return {};
+  let appPort: number;
+  try {
+    appPort = resolveAppPort(raw);
+  } catch (err) {
+    if (err instanceof InjectionError) return {};
+    throw err;
+  }
+  return { enforcer: { fingerprint: enforcerFingerprint(c, raw.spec), appPort } };
+}
+
+/** Whether the posture label is owned by Tenet's posture field manager, and by no other: a
+ * label the pod's creator set is owned by the creator's manager (kubectl, …) until Tenet's
+ * apply takes it over; an Update by anyone else afterwards shares or takes the ownership. */
+function postureOwnedByTenet(managedFields: any): boolean {
+  if (!Array.isArray(managedFields)) return false;
+  let ours = false;
+  for (const mf of managedFields) {
+    const owns = mf?.fieldsV1?.["f:metadata"]?.["f:labels"]?.[`f:${POSTURE_LABEL}`] !== undefined;
+    if (!owns) continue;
+    if (mf.manager === FieldManagers.posture && mf.operation === "Apply") ours = true;
+    else return false;
+  }
+  return ours;
 }
 
 function pick(o: Record<string, string> | undefined, keep: (k: string) => boolean) {

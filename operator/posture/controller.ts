@@ -34,10 +34,11 @@ import { patchStatusIfChanged } from "../runtime/status.ts";
 import { planPosture, type PostureDetail } from "./evaluate.ts";
 import { PostureMetrics } from "./metrics.ts";
 import { QuarantinePolicies } from "./networkpolicy.ts";
-import { DETAIL_ANNOTATION, FieldManagers, NETWORK_POLICY_NAME, POSTURE_LABEL, QUARANTINE_LABEL, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
+import { DETAIL_ANNOTATION, FieldManagers, NETWORK_POLICY_NAME, POSTURE_LABEL, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
 
 const FIELD_MANAGER = FieldManagers.posture;
 const RULE_PREFIX = "rule:";
+const POLICY_PREFIX = "netpol:";
 const PAGE = 500;
 const MAX_TIMER_MS = 6 * 3600_000;
 
@@ -137,6 +138,14 @@ export class PostureController extends Controller {
         if (n) this.plog.debug({ source: objectKey(src), repositories: [...repos], pods: n }, "scan data changed; re-evaluating the pods that use these images");
       });
     }
+    // A deleted or edited quarantine NetworkPolicy is restored at once (not at the next resync)
+    // while a pod of its namespace is quarantined. An edit that removes Tenet's label shows as a
+    // delete here (the informer selects on it).
+    this.policies.informer.onChange((type, np) => {
+      const ns = np.metadata.namespace;
+      if (!ns || np.metadata.name !== NETWORK_POLICY_NAME) return;
+      if (type === "delete" || !this.policies.intact(ns)) this.enqueue(`${POLICY_PREFIX}${ns}`);
+    });
     namespaces.onChange((type, ns, old) => {
       if (type !== "update" || isDeepStrictEqual(ns.metadata.labels, old?.metadata.labels)) return;
       for (const p of pods.listNamespace(ns.metadata.name)) this.enqueue(objectKey(p));
@@ -299,6 +308,7 @@ export class PostureController extends Controller {
 
   private async reconcileKey(key: string, log: Logger): Promise<void> {
     if (key.startsWith(RULE_PREFIX)) return this.reconcileRule(key.slice(RULE_PREFIX.length), log);
+    if (key.startsWith(POLICY_PREFIX)) return this.reconcilePolicy(key.slice(POLICY_PREFIX.length), log);
     let outcome: Outcome | "skipped";
     try {
       outcome = await this.reconcilePod(key, log);
@@ -319,7 +329,7 @@ export class PostureController extends Controller {
     const pod = pods.get(key);
     if (!pod || pod.metadata.deletionTimestamp || pod.status.phase === "Succeeded" || pod.status.phase === "Failed") return "skipped";
     const ns = pod.metadata.namespace;
-    const plan = planPosture({ pod, rules: this.rulesIn(ns), scans: this.deps.scans.index, namespaceLabels: this.deps.namespaces.get(ns)?.metadata.labels, now: new Date(), enforcerImage: this.deps.cfg.injection.image });
+    const plan = planPosture({ pod, rules: this.rulesIn(ns), scans: this.deps.scans.index, namespaceLabels: this.deps.namespaces.get(ns)?.metadata.labels, now: new Date(), injection: this.deps.cfg.injection });
     this.postureMetrics.evaluated.inc();
 
     const labels = pod.metadata.labels ?? {};
@@ -329,13 +339,14 @@ export class PostureController extends Controller {
     const detail = plan.detail ? JSON.stringify(plan.detail) : undefined;
     const desired = {
       labels: { [POSTURE_LABEL]: plan.posture, [QUARANTINE_LABEL]: wantQ ? "true" : undefined },
-      annotations: { [DETAIL_ANNOTATION]: detail, [RELEASED_ANNOTATION]: plan.released },
+      annotations: { [DETAIL_ANNOTATION]: detail, [RELEASED_ANNOTATION]: plan.released, [QUARANTINED_BY_ANNOTATION]: plan.quarantinedBy },
     };
     const differs =
       labels[POSTURE_LABEL] !== plan.posture ||
       isQ !== wantQ ||
       annotations[DETAIL_ANNOTATION] !== detail ||
-      annotations[RELEASED_ANNOTATION] !== plan.released;
+      annotations[RELEASED_ANNOTATION] !== plan.released ||
+      annotations[QUARANTINED_BY_ANNOTATION] !== plan.quarantinedBy;
     const ref = `${ns}/${pod.metadata.name}`;
     const target = { apiVersion: "v1", kind: "Pod", metadata: pod.metadata };
 
@@ -412,6 +423,14 @@ export class PostureController extends Controller {
       batch.waiters.push({ resolve, reject });
     });
     log.info({ pod: ref, serials: entries.map((e) => e.serial) }, "certificates revoked");
+  }
+
+  /** The namespace's quarantine NetworkPolicy, restored while one of its pods is quarantined. */
+  private async reconcilePolicy(namespace: string, log: Logger) {
+    const quarantined = this.deps.pods.listNamespace(namespace).some((p) => p.metadata.labels?.[QUARANTINE_LABEL] === "true" && !p.metadata.deletionTimestamp);
+    if (!quarantined || this.policies.intact(namespace)) return;
+    await this.policies.ensure(namespace);
+    log.warn({ networkPolicy: `${namespace}/${NETWORK_POLICY_NAME}` }, "quarantine NetworkPolicy was deleted or edited; restored");
   }
 
   private async reconcileRule(key: string, _log: Logger) {

@@ -6,9 +6,9 @@ import { createHash } from "node:crypto";
 import { evaluatePod } from "../../policy/admission.ts";
 import type { ScanIndex } from "../../scans/scan-index.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
-import { EXEMPT_NAMESPACES, shouldInject, withoutEnforcer } from "../admission/inject.ts";
+import { EXEMPT_NAMESPACES, isTenetEnforcer, shouldInject, type InjectionConfig } from "../admission/inject.ts";
 import type { CachedPod } from "../cache/pods.ts";
-import { ENFORCER_CONTAINER, QUARANTINE_LABEL, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
+import { ENFORCER_CONTAINER, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
 
 export type Posture = "clean" | "warn" | "violating" | "unscanned";
 
@@ -31,8 +31,8 @@ export interface PostureInput {
   scans: ScanIndex;
   namespaceLabels: Record<string, string> | undefined;
   now: Date;
-  /** Tenet's enforcer image: the injected sidecar is not judged as part of the workload (as in the validating webhook). */
-  enforcerImage: string;
+  /** Tenet's injection settings: the exact injected sidecar is not judged as part of the workload (as in the validating webhook). */
+  injection: InjectionConfig;
 }
 
 export interface PosturePlan {
@@ -47,6 +47,8 @@ export interface PosturePlan {
   explicitRelease: boolean;
   /** value of tenet.dev/released to keep (fingerprint of the accepted violation) */
   released?: string;
+  /** value of tenet.dev/quarantined-by to keep while quarantined: the rules that quarantined the pod */
+  quarantinedBy?: string;
   /** time-limited inputs: the next instant an exemption of an applicable rule expires */
   nextExpiry?: number;
 }
@@ -58,6 +60,13 @@ function podSpecOf(pod: CachedPod): any {
   return pod.security ?? { containers: pod.spec.containers };
 }
 
+/** The spec rescans judge: without the enforcer only when it is exactly the one Tenet injects. */
+function judgedSpecOf(pod: CachedPod, injection: InjectionConfig): any {
+  const spec = podSpecOf(pod);
+  if (!isTenetEnforcer(pod.enforcer, pod.metadata.annotations, injection) || !Array.isArray(spec.initContainers)) return spec;
+  return { ...spec, initContainers: spec.initContainers.filter((c: any) => c?.name !== ENFORCER_CONTAINER) };
+}
+
 /** Opted in (namespace label or pod annotation), not opted out, not exempt — yet no enforcer: injection was skipped. */
 export function enforcerMissing(pod: CachedPod, namespaceLabels: Record<string, string> | undefined): boolean {
   const spec = podSpecOf(pod);
@@ -66,7 +75,7 @@ export function enforcerMissing(pod: CachedPod, namespaceLabels: Record<string, 
   return shouldInject(shaped, namespaceLabels ?? {}, pod.metadata.namespace).inject;
 }
 
-export function planPosture({ pod, rules, scans, namespaceLabels, now, enforcerImage }: PostureInput): PosturePlan {
+export function planPosture({ pod, rules, scans, namespaceLabels, now, injection }: PostureInput): PosturePlan {
   const labels = pod.metadata.labels ?? {};
   const annotations = pod.metadata.annotations ?? {};
   const quarantined = labels[QUARANTINE_LABEL] === "true";
@@ -74,7 +83,7 @@ export function planPosture({ pod, rules, scans, namespaceLabels, now, enforcerI
   const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
   if (EXEMPT_NAMESPACES.has(pod.metadata.namespace)) return { quarantine: false, keepQuarantine: quarantined && !releaseAsked, explicitRelease: releaseAsked && quarantined };
 
-  const verdict = evaluatePod({ namespace: pod.metadata.namespace, labels, podSpec: withoutEnforcer(podSpecOf(pod), enforcerImage), owner: `Pod ${ref}` }, rules, scans, now);
+  const verdict = evaluatePod({ namespace: pod.metadata.namespace, labels, podSpec: judgedSpecOf(pod, injection), owner: `Pod ${ref}` }, rules, scans, now);
   const applicable = rules.filter((r) => verdict.rules.some((v) => v.rule === `${r.namespace}/${r.name}`));
   let nextExpiry: number | undefined;
   for (const r of applicable) {
@@ -143,8 +152,32 @@ export function planPosture({ pod, rules, scans, namespaceLabels, now, enforcerI
   const quarantine = violating && !released;
   // Automatic release needs a posture that is fine again (clean or warn: an unscanned pod stays
   // isolated, or deleting a report would release it) and every applicable rule allowing it.
+  // The rules that quarantined the pod must all still select it: relabelling a pod so that no
+  // rule (or only a laxer one) selects it releases nothing; only an explicit release does.
+  const recorded = quarantined ? parseRuleList(annotations[QUARANTINED_BY_ANNOTATION]) : undefined;
+  const applicableKeys = new Set(applicable.map((r) => `${r.namespace}/${r.name}`));
+  const stillGoverned = recorded?.length ? recorded.every((k) => applicableKeys.has(k)) : applicable.length > 0;
   const autoRelease = applicable.every((r) => r.spec.quarantine?.autoRelease !== false);
-  const basisGone = !violating && posture !== "unscanned" && autoRelease;
+  const basisGone = !violating && posture !== "unscanned" && autoRelease && stillGoverned;
   const keepQuarantine = quarantined && !quarantine && !explicitRelease && !basisGone;
-  return { posture, detail, quarantine, keepQuarantine, explicitRelease, released, nextExpiry };
+  let quarantinedBy: string | undefined;
+  if (quarantine || keepQuarantine) {
+    const by = new Set(recorded ?? []);
+    if (quarantine) {
+      for (const o of objecting) if (o.enforcement === "enforce") by.add(o.rule);
+      if (missing) for (const r of applicable) if (r.spec.enforcement !== "audit") by.add(`${r.namespace}/${r.name}`);
+    }
+    quarantinedBy = by.size ? JSON.stringify([...by].sort()) : undefined;
+  }
+  return { posture, detail, quarantine, keepQuarantine, explicitRelease, released, quarantinedBy, nextExpiry };
+}
+
+function parseRuleList(raw: string | undefined): string[] | undefined {
+  if (!raw) return undefined;
+  try {
+    const v = JSON.parse(raw);
+    return Array.isArray(v) && v.every((x) => typeof x === "string") ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -32,10 +32,24 @@ export class QuarantinePolicies {
     });
   }
 
-  /** Server-side apply unless the cached policy already is what we want. */
+  /** Whether the cached policy of the namespace is exactly what we want (absent: false). */
+  intact(namespace: string): boolean {
+    const have = this.informer.get(`${namespace}/${NETWORK_POLICY_NAME}`);
+    return !!have && isDeepStrictEqual(normalize(have.spec), desiredSpec);
+  }
+
+  /** Server-side apply unless the cached policy already is what we want. An edited policy gets
+   * its whole spec replaced: an apply would keep the rules another manager added (an `ingress:
+   * [{}]` allows everything), since it only removes fields it owned. */
   async ensure(namespace: string): Promise<void> {
     const have = this.informer.get(`${namespace}/${NETWORK_POLICY_NAME}`);
     if (have && isDeepStrictEqual(normalize(have.spec), desiredSpec)) return;
+    const path = resourcePath(NetworkPolicies, namespace, NETWORK_POLICY_NAME);
+    if (have) {
+      await this.kube.patch(path, "json", [{ op: "replace", path: "/spec", value: desiredSpec }]).catch((err) => {
+        this.log.warn({ networkPolicy: `${namespace}/${NETWORK_POLICY_NAME}`, err: (err as Error).message }, "could not replace the quarantine NetworkPolicy's spec; applying it");
+      });
+    }
     await this.kube.apply(
       resourcePath(NetworkPolicies, namespace, NETWORK_POLICY_NAME),
       {
@@ -50,7 +64,11 @@ export class QuarantinePolicies {
   }
 }
 
-/** The API server leaves empty rules out; compare only what we set. */
+/** The API server leaves empty rules out; anything beyond our selector and types (rules that
+ * allow traffic, extra selector terms) is a change to undo. */
 function normalize(spec: any) {
-  return { podSelector: spec?.podSelector, policyTypes: spec?.policyTypes };
+  const out: any = { podSelector: spec?.podSelector, policyTypes: spec?.policyTypes };
+  for (const k of Object.keys(spec ?? {})) if (!(k in out) && !(Array.isArray(spec[k]) && spec[k].length === 0)) out[k] = spec[k];
+  if (out.podSelector && Array.isArray(out.podSelector.matchExpressions) && out.podSelector.matchExpressions.length === 0) out.podSelector = { matchLabels: out.podSelector.matchLabels };
+  return out;
 }

@@ -92,9 +92,35 @@ describe("admission webhooks called by the real API server", function () {
       assert.ok(admitted);
       const p = await kube.create(resourcePath(Resources.pods, ns), { ...pod("pinned-0", {}), spec: compliant });
       assert.equal(p.spec.initContainers[0].name, "tenet-enforcer", "injected with Tenet's image, which the rule does not name");
-      // A look-alike "enforcer" with another image is judged like any container (and refused by the mutating webhook first).
-      const lookAlike = await kube.create(resourcePath(Resources.pods, ns), { ...pod("fake", {}), spec: { ...compliant, initContainers: [{ name: "tenet-enforcer", image: "docker.io/evil/proxy:1", restartPolicy: "Always" }] } }).then(() => "admitted", (e) => String(e));
-      assert.match(lookAlike, /tenet-enforcer/);
+      // A look-alike "enforcer" (another image, or Tenet's image with its own command and
+      // privileges) is replaced by the real one: injection is level-based (issue 11 item 1).
+      for (const [name, fake] of [
+        ["fake", { name: "tenet-enforcer", image: "docker.io/evil/proxy:1", restartPolicy: "Always" }],
+        ["fake-priv", { ...p.spec.initContainers[0], command: ["/bin/sh", "-c", "sleep 1d"], securityContext: { privileged: true, runAsUser: 0, capabilities: { add: ["SYS_ADMIN"] } } }],
+      ] as const) {
+        const replaced = await kube.create(resourcePath(Resources.pods, ns), { ...pod(name, {}), spec: { ...compliant, initContainers: [{ ...fake, volumeMounts: undefined }] } });
+        const real = replaced.spec.initContainers.filter((c: any) => c.name === "tenet-enforcer");
+        assert.equal(real.length, 1);
+        assert.equal(real[0].image, p.spec.initContainers[0].image);
+        assert.equal(real[0].command, undefined, `${name}: its own command is gone`);
+        assert.deepEqual(real[0].securityContext, p.spec.initContainers[0].securityContext, `${name}: Tenet's securityContext`);
+      }
+    });
+
+    it("judges a look-alike enforcer with Tenet's image where nothing injects: a privileged tenet-enforcer is refused (issue 11 item 1)", async () => {
+      const plain = await newNamespace("lookalike");
+      await createObject(kube, tenet("RuntimeRule", plain, "pinned", { selector: {}, enforcement: "enforce", podSecurity: { allowedRegistries: ["ghcr.io/acme"], allowPrivileged: false } }));
+      const image = "ghcr.io/acme/web@sha256:" + "b".repeat(64);
+      const compliant = { securityContext: { runAsNonRoot: true }, containers: [{ name: "app", image, securityContext: { allowPrivilegeEscalation: false } }] };
+      await waitFor("the rule to reach the webhook's cache", async () => {
+        const bad = await kube.create(resourcePath(Resources.pods, plain), { ...pod("probe", {}), metadata: { generateName: "probe-" }, spec: { ...compliant, containers: [{ ...compliant.containers[0], image: "docker.io/library/nginx:1" }] } }, { dryRun: "All" }).then(() => "admitted", (e) => String(e));
+        return /not from an allowed registry/.test(bad) ? true : undefined;
+      });
+      const injected = await kube.create(resourcePath(Resources.pods, ns), { ...pod("model", {}), spec: compliant });
+      const lookAlike = { ...injected.spec.initContainers[0], command: ["/bin/sh", "-c", "nsenter -t 1 -m sh"], securityContext: { privileged: true, runAsUser: 0, capabilities: { add: ["SYS_ADMIN"] } }, volumeMounts: undefined };
+      const res = await kube.create(resourcePath(Resources.pods, plain), { ...pod("fake", {}), spec: { ...compliant, initContainers: [lookAlike] } }).then(() => "admitted", (e) => String(e));
+      assert.match(res, /denied the request/);
+      assert.match(res, /tenet-enforcer/);
     });
 
     it("is idempotent: re-admitting an injected pod changes nothing", async () => {

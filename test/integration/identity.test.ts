@@ -55,6 +55,32 @@ describe("workload identity: CA, CSR endpoint, certificates (real API server, op
     await kube.create(resourcePath(Resources.pods, ns), pod("stranger-0", { app: "nobody" }, "stranger"));
   });
 
+  it("takes posture and image from what Tenet established, not from what the pod's creator wrote (issue 11 item 3)", async () => {
+    const forged = pod("forger-0", { app: "orders", "tenet.dev/posture": "clean" }, "orders", "ghcr.io/acme/orders:1");
+    (forged.spec.containers as any[]).push({ name: "tenet-helper", image: "evil.example/miner:1" });
+    await kube.create(resourcePath(Resources.pods, ns), forged);
+    const issue = async () => {
+      const csr = await makeCSR({ uris: [spiffe("orders")] });
+      const res = await post({ csr: csr.pem }, await podToken(kube, ns, "orders", "forger-0"));
+      assert.equal(res.status, 200, res.body);
+      return readCertIdentity(res.json.certificate).attributes;
+    };
+    const first = await issue();
+    assert.equal(first.posture, "unscanned", "a posture label set at create time is not Tenet's");
+    assert.equal(first.image, "ghcr.io/acme/orders:1,evil.example/miner:1", "a container named tenet-* is part of the workload");
+    // Once Tenet's posture controller has written the label (a RuntimeRule selects the pod), it counts.
+    await createObject(kube, tenet("RuntimeRule", ns, "baseline", { selector: { matchLabels: { app: "orders" } }, enforcement: "audit", podSecurity: { level: "baseline" } }));
+    const written = await waitFor("posture written by Tenet", async () => {
+      const p = await kube.get(resourcePath(Resources.pods, ns, "forger-0"));
+      return p.metadata.managedFields?.some((m: any) => m.manager === "tenet-posture" && m.fieldsV1?.["f:metadata"]?.["f:labels"]?.["f:tenet.dev/posture"]) ? p : undefined;
+    }, 20_000, 200);
+    const established = await waitFor("the certificate to carry Tenet's posture", async () => {
+      const a = await issue();
+      return a.posture !== "unscanned" ? a : undefined;
+    }, 20_000, 300);
+    assert.equal(established.posture, written.metadata.labels["tenet.dev/posture"], "the posture Tenet evaluated");
+  });
+
   it("issues a SPIFFE X509-SVID with identity attributes to a pod presenting its bound token", async () => {
     const token = await podToken(kube, ns, "orders", "orders-0");
     const csr = await makeCSR({ uris: [spiffe("orders")], dnsNames: [`orders.${ns}.svc`] });

@@ -67,14 +67,15 @@ describe("identity attributes", () => {
       spec: {
         serviceAccountName: "orders",
         containers: [
-          { name: "tenet-enforcer", image: "tenet/enforcer:1" },
           { name: "app", image: "ghcr.io/acme/orders@sha256:abc" },
         ],
       },
       status: {},
+      // The posture label was written by Tenet's posture controller (see trust-boundary.test.ts).
+      postureByTenet: true,
     }) as any;
 
-  it("derives image, digest, commit, version, tier and posture from the pod, ignoring Tenet's own sidecar", () => {
+  it("derives image, digest, commit, version, tier and posture from the pod", () => {
     const a = identityAttributes(pod({ "app.kubernetes.io/version": "1.2", tier: "backend", "tenet.dev/posture": "warn" }, { "tenet.dev/commit": "9f1c" }), si);
     assert.equal(a.image, "ghcr.io/acme/orders@sha256:abc");
     assert.equal(a["image.digest"], "sha256:abc");

@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import type { RuntimeRuleSpec } from "../../crds/types.gen.ts";
 import { toCachedPod } from "../../operator/cache/pods.ts";
+import { injectPod } from "../../operator/admission/inject.ts";
 import { planPosture, type PosturePlan } from "../../operator/posture/evaluate.ts";
 import { parseImage } from "../../common/images.ts";
 import { ScanIndex } from "../../scans/scan-index.ts";
@@ -8,6 +9,7 @@ import type { RuleRef } from "../../policy/vulnerabilities.ts";
 
 const NOW = new Date("2026-06-01T12:00:00Z");
 const ENFORCER_IMAGE = "tenet-operator:dev";
+const INJECTION = { image: ENFORCER_IMAGE, args: [], caEndpoint: "https://tenet-operator.tenet-system.svc:443", inboundPort: 15443, outboundPort: 15001, healthPort: 15021, resources: { requests: {}, limits: {} }, tokenExpirationSeconds: 3600, version: "test" };
 const rule = (name: string, spec: Partial<RuntimeRuleSpec>): RuleRef => ({ namespace: "demo", name, spec: { selector: {}, ...spec } });
 const strict = rule("strict", { vulnerabilities: { thresholds: { critical: 0 } } });
 
@@ -26,7 +28,7 @@ function pod(image: string, meta: { labels?: Record<string, string>; annotations
 }
 
 const plan = (p: ReturnType<typeof pod>, rules: RuleRef[] = [strict], ns: Record<string, string> = {}): PosturePlan =>
-  planPosture({ pod: p, rules, scans: index(), namespaceLabels: ns, now: NOW, enforcerImage: ENFORCER_IMAGE });
+  planPosture({ pod: p, rules, scans: index(), namespaceLabels: ns, now: NOW, injection: INJECTION });
 
 describe("posture plan (pure: the admission verdict, plus quarantine and release from labels)", () => {
   it("calls a pod over a threshold violating and quarantines it in enforce mode", () => {
@@ -49,7 +51,7 @@ describe("posture plan (pure: the admission verdict, plus quarantine and release
     const p = plan(pod("ghcr.io/acme/bad:1.0"), [ex]);
     assert.equal(p.posture, "warn");
     assert.equal(p.nextExpiry, Date.parse("2026-06-01T12:00:10Z"));
-    const later = planPosture({ pod: pod("ghcr.io/acme/bad:1.0"), rules: [ex], scans: index(), namespaceLabels: {}, now: new Date("2026-06-01T12:00:10Z"), enforcerImage: ENFORCER_IMAGE });
+    const later = planPosture({ pod: pod("ghcr.io/acme/bad:1.0"), rules: [ex], scans: index(), namespaceLabels: {}, now: new Date("2026-06-01T12:00:10Z"), injection: INJECTION });
     assert.equal(later.posture, "violating", "at the expires instant the vulnerability counts again, as at admission");
   });
 
@@ -82,7 +84,8 @@ describe("posture plan (pure: the admission verdict, plus quarantine and release
     assert.equal(bypass.posture, "violating");
     assert.equal(bypass.detail?.reason, "EnforcerMissing");
     assert.equal(bypass.quarantine, true);
-    const injected = plan(pod("ghcr.io/acme/good:1.0", {}, { initContainers: [{ name: "tenet-enforcer", image: ENFORCER_IMAGE, restartPolicy: "Always", securityContext: { allowPrivilegeEscalation: false } }] }), [strict], { "tenet.dev/inject": "enabled" });
+    const raw = injectPod({ metadata: { name: "p", namespace: "demo", uid: "u", resourceVersion: "1", labels: { app: "p" } }, spec: { securityContext: { runAsNonRoot: true }, containers: [{ name: "app", image: "ghcr.io/acme/good:1.0", securityContext: { allowPrivilegeEscalation: false } }] } }, INJECTION);
+    const injected = plan(toCachedPod(raw), [strict], { "tenet.dev/inject": "enabled" });
     assert.equal(injected.posture, "clean", "the enforcer's own image is not judged");
     assert.equal(plan(pod("ghcr.io/acme/good:1.0", { annotations: { "tenet.dev/inject": "false" } }), [strict], { "tenet.dev/inject": "enabled" }).posture, "clean", "opted out");
   });

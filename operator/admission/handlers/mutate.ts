@@ -17,18 +17,18 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): AdmissionResult
   const pod = req.object;
   if (!pod?.spec || !Array.isArray(pod.spec.containers)) return { allowed: false, reason: "MalformedPod", message: "the pod has no spec.containers" };
   const namespace = req.namespace ?? pod.metadata?.namespace ?? "";
-  const decision = shouldInject(pod, deps.namespaceLabels(namespace) ?? {}, namespace);
-  if (!decision.inject && decision.reason === "AlreadyInjected") {
-    // Pod templates never contain the sidecar, so a pod that arrives with one is a re-admission
-    // of a Tenet pod — or an attempt to skip injection with a look-alike container.
-    const sidecar = pod.spec.initContainers?.find((c: any) => c?.name === ENFORCER_CONTAINER);
-    if (sidecar?.image !== deps.config.image) {
-      return { allowed: false, reason: "ForeignEnforcer", message: `the pod already has a container named ${ENFORCER_CONTAINER} with image ${JSON.stringify(sidecar?.image)}, which Tenet did not inject (expected ${deps.config.image}); remove it and let Tenet inject the enforcer` };
-    }
+  const others = (pod.spec.initContainers ?? []).filter((c: any) => c?.name !== ENFORCER_CONTAINER);
+  const sidecar = pod.spec.initContainers?.find((c: any) => c?.name === ENFORCER_CONTAINER);
+  // Decided as if the pod had no tenet-enforcer: a pod that arrives with one (pod templates never
+  // contain it) is a look-alike or a copy, and injection is level-based — injectPod rewrites
+  // Tenet's parts in place, so whatever stands under that name is replaced by the real enforcer.
+  const decision = shouldInject(sidecar ? { ...pod, spec: { ...pod.spec, initContainers: others } } : pod, deps.namespaceLabels(namespace) ?? {}, namespace);
+  if (!decision.inject && sidecar && sidecar.image !== deps.config.image) {
+    return { allowed: false, reason: "ForeignEnforcer", message: `the pod already has a container named ${ENFORCER_CONTAINER} with image ${JSON.stringify(sidecar?.image)}, which Tenet did not inject (expected ${deps.config.image}); remove it and let Tenet inject the enforcer` };
   }
   if (!decision.inject) return { allowed: true, reason: decision.reason };
   try {
-    return { allowed: true, reason: "Injected", patch: jsonPatch(pod, injectPod(pod, deps.config)) };
+    return { allowed: true, reason: sidecar ? "Reinjected" : "Injected", patch: jsonPatch(pod, injectPod(pod, deps.config)) };
   } catch (err) {
     if (err instanceof InjectionError) {
       return { allowed: false, reason: "InjectionConflict", message: `Tenet cannot inject its enforcer into this pod: ${err.message}. Rename the conflicting item, or opt out with the annotation tenet.dev/inject: "false".` };

@@ -6,14 +6,14 @@ import type { AdmissionRequest, AdmissionResult } from "../transport.ts";
 import { evaluatePod, podSpecOf, type AdmissionVerdict } from "../../../policy/admission.ts";
 import type { ScanIndex } from "../../../scans/scan-index.ts";
 import type { RuleRef } from "../../../policy/vulnerabilities.ts";
-import { withoutEnforcer } from "../inject.ts";
+import { withoutEnforcer, type InjectionConfig } from "../inject.ts";
 
 export interface ValidateDeps {
   rules: (namespace: string) => RuleRef[];
   scans: ScanIndex;
   now: () => Date;
-  /** Tenet's enforcer image: the sidecar Tenet injected is not judged as part of the workload. */
-  enforcerImage: string;
+  /** Tenet's injection settings: the exact sidecar Tenet injects is not judged as part of the workload. */
+  injection: InjectionConfig;
   /** Told about every decision that had warnings or a denial (Events, not on the request path). */
   report?: (req: AdmissionRequest, owner: string, verdict: AdmissionVerdict) => void;
 }
@@ -35,8 +35,15 @@ export function validate(req: AdmissionRequest, deps: ValidateDeps): AdmissionRe
   if (rules.length === 0) return { allowed: true, reason: "NoRuntimeRules" };
   const name = obj.metadata?.name ?? (obj.metadata?.generateName ? `${obj.metadata.generateName}*` : "(unnamed)");
   const owner = `${kind} ${namespace}/${name}`;
-  const verdict = evaluatePod({ namespace, labels: current.labels ?? {}, podSpec: withoutEnforcer(current.podSpec, deps.enforcerImage), owner }, rules, deps.scans, deps.now());
+  const verdict = evaluatePod({ namespace, labels: current.labels ?? {}, podSpec: withoutEnforcer(current.podSpec, deps.injection, templateAnnotations(kind, obj)), owner }, rules, deps.scans, deps.now());
   if (!req.dryRun && (verdict.warnings.length || !verdict.allowed)) deps.report?.(req, owner, verdict);
   if (!verdict.allowed) return { allowed: false, reason: "RuntimeRuleViolation", message: verdict.message, warnings: verdict.warnings };
   return { allowed: true, reason: verdict.warnings.length ? "AdmittedWithWarnings" : "Compliant", warnings: verdict.warnings };
+}
+
+/** The annotations of the pod (or pod template) podSpecOf read: the enforcer's app port and peers come from them. */
+function templateAnnotations(kind: string, obj: any): Record<string, string> | undefined {
+  const holder = kind === "Pod" ? obj : kind === "CronJob" ? obj?.spec?.jobTemplate?.spec?.template : obj?.spec?.template;
+  const a = holder?.metadata?.annotations;
+  return a && typeof a === "object" ? a : undefined;
 }
