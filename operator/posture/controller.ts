@@ -396,7 +396,8 @@ export class PostureController extends Controller {
     const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
     const entries = Object.entries(serialsOf(pod))
       .filter(([serial, notAfter]) => Date.parse(notAfter) > now && !list.isRevoked(serial))
-      .map(([serial, notAfter]) => ({ serial, notAfter, reason: `pod ${ref} quarantined${detail?.rule ? ` by RuntimeRule ${detail.rule}` : ""} (${detail?.reason ?? "manual"})`, subject: `pod ${ref}` }));
+      // A reason code only: which pod and why goes to the log line below and the Quarantined Event.
+      .map(([serial, notAfter]) => ({ serial, notAfter, reason: "Quarantined" }));
     if (!entries.length) return;
     await new Promise<void>((resolve, reject) => {
       let batch = this.revocationBatch;
@@ -411,7 +412,7 @@ export class PostureController extends Controller {
       batch.entries.push(...entries);
       batch.waiters.push({ resolve, reject });
     });
-    log.info({ pod: ref, serials: entries.map((e) => e.serial) }, "certificates revoked");
+    log.info({ pod: ref, rule: detail?.rule, reason: detail?.reason ?? "manual", serials: entries.map((e) => e.serial) }, "certificates revoked");
   }
 
   private async reconcileRule(key: string, _log: Logger) {
