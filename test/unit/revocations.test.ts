@@ -262,3 +262,46 @@ describe("GET /v1/revocations: authenticated, no pod names (hostile callers)", (
     }
   });
 });
+
+describe("the enforcer's TrustStore fetches only what changed", () => {
+  it("fetches the full list once, then ?since= deltas with the pod's token; keeps the last good set on failures; tells listeners of changes", async () => {
+    const { TrustStore } = await import("../../enforcer/trust.ts");
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const dir = mkdtempSync(`${tmpdir()}/trust-`);
+    writeFileSync(`${dir}/bundle.pem`, `-----BEGIN CERTIFICATE-----\n${Buffer.from("not really a certificate").toString("base64")}\n-----END CERTIFICATE-----\n`);
+    const calls: { url: string; etag?: string; auth?: boolean }[] = [];
+    let next: { status: number; body: string } = { status: 200, body: JSON.stringify({ version: "1.0", full: true, serials: ["a1", "a2"] }) };
+    const client: any = { get: async (url: string, opts: any) => (calls.push({ url, ...opts }), { ...next, etag: undefined }) };
+    const trust = new TrustStore({ bundleFile: `${dir}/bundle.pem`, revocationsURL: "https://op.example/v1/revocations" }, client, log);
+    let fired = 0;
+    trust.onRevocationsChange(() => fired++);
+    await trust.refresh();
+    assert.equal(calls[0].url, "https://op.example/v1/revocations");
+    assert.equal(calls[0].auth, true, "with the pod's token");
+    assert.ok(trust.isRevoked("A1") && trust.isRevoked("a2"));
+    assert.equal(fired, 1);
+    next = { status: 200, body: JSON.stringify({ version: "2.0", full: false, added: ["b1"], removed: ["a1"] }) };
+    await trust.refresh();
+    assert.equal(calls[1].url, "https://op.example/v1/revocations?since=1.0");
+    assert.equal(calls[1].etag, '"1.0"');
+    assert.ok(!trust.isRevoked("a1") && trust.isRevoked("a2") && trust.isRevoked("b1"));
+    assert.equal(fired, 2);
+    next = { status: 304, body: "" };
+    await trust.refresh();
+    assert.equal(fired, 2, "304: nothing changed");
+    for (const failure of [{ status: 503, body: "" }, { status: 200, body: "{not json" }, { status: 401, body: "{}" }]) {
+      next = failure;
+      await trust.refresh();
+      assert.equal(trust.revokedCount, 2, `last good set kept after ${JSON.stringify(failure)}`);
+    }
+    assert.match(calls.at(-1)!.url, /since=2\.0$/, "the version held is kept too");
+    next = { status: 400, body: "{}" };
+    await trust.refresh();
+    next = { status: 200, body: JSON.stringify({ version: "3.1", full: true, serials: ["c1"] }) };
+    await trust.refresh();
+    assert.equal(calls.at(-1)!.url, "https://op.example/v1/revocations", "after a 400, the full list");
+    assert.deepEqual([trust.isRevoked("c1"), trust.revokedCount], [true, 1]);
+    assert.equal(fired, 3);
+  });
+});
