@@ -1,6 +1,7 @@
 // What the enforcer trusts: the CA bundle (the mounted file and the operator's /v1/bundle,
 // merged, so a new CA is trusted as soon as either source has it) and the revocation list
-// (/v1/revocations, polled with ETag). A failed refresh keeps the last good state: forgetting
+// (/v1/revocations with the pod's token: the full list once, then `?since=<version>` for what was
+// added and removed, 304 when nothing changed). A failed refresh keeps the last good state: forgetting
 // revocations or CAs because the operator is briefly away would be worse.
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -14,7 +15,8 @@ export class TrustStore {
   private bundlePem?: string;
   private bundleEtag?: string;
   private revoked = new Set<string>();
-  private revocationsEtag?: string;
+  /** The version of the revocation list held (the operator's, opaque here). */
+  private revocationsVersion?: string;
   private listeners: (() => void)[] = [];
   private revocationListeners: (() => void)[] = [];
 
@@ -75,22 +77,27 @@ export class TrustStore {
   }
 
   private async fetchRevocations() {
-    let text: string;
+    let next: Set<string>;
     if (this.opts.revocationsFile) {
-      text = await readFile(this.opts.revocationsFile, "utf8").catch((err) => (err.code === "ENOENT" ? '{"entries":[]}' : Promise.reject(err)));
+      const text = await readFile(this.opts.revocationsFile, "utf8").catch((err) => (err.code === "ENOENT" ? '{"entries":[]}' : Promise.reject(err)));
+      next = parseRevocations(text);
     } else {
       if (!this.opts.revocationsURL || !this.client || !this.bundlePem) return;
-      const res = await this.client.get(this.opts.revocationsURL, { etag: this.revocationsEtag });
+      const url = new URL(this.opts.revocationsURL);
+      const have = this.revocationsVersion;
+      if (have !== undefined) url.searchParams.set("since", have);
+      const res = await this.client.get(url.toString(), { etag: have !== undefined ? `"${have}"` : undefined, auth: true });
       if (res.status === 304) return;
+      if (res.status === 400) this.revocationsVersion = undefined; // the full list next time
       if (res.status !== 200) throw new Error(`GET ${this.opts.revocationsURL}: HTTP ${res.status}`);
-      text = res.body;
-      this.revocationsEtag = res.etag;
+      const delta = parseRevocationAnswer(res.body);
+      next = applyRevocationAnswer(this.revoked, delta);
+      this.revocationsVersion = delta.version;
     }
-    const serials = parseRevocations(text);
-    const changed = serials.size !== this.revoked.size || [...serials].some((s) => !this.revoked.has(s));
-    this.revoked = serials;
+    const changed = next.size !== this.revoked.size || [...next].some((s) => !this.revoked.has(s));
+    this.revoked = next;
     if (changed) {
-      this.log.info({ revoked: serials.size }, "revocation list updated");
+      this.log.info({ revoked: next.size }, "revocation list updated");
       for (const fn of this.revocationListeners) fn();
     }
   }
@@ -121,4 +128,30 @@ export function parseRevocations(text: string): Set<string> {
     if (typeof e?.serial === "string" && /^[0-9a-fA-F]{1,64}$/.test(e.serial)) out.add(e.serial.toLowerCase().replace(/^0+/, ""));
   }
   return out;
+}
+
+export type RevocationAnswer = { version: string; full: true; serials: string[] } | { version: string; full: false; added: string[]; removed: string[] };
+
+const normal = (s: unknown) => (typeof s === "string" && /^[0-9a-fA-F]{1,64}$/.test(s) ? s.toLowerCase().replace(/^0+/, "") : undefined);
+
+/** A /v1/revocations answer, checked: a version, and the full list or what was added and removed. */
+export function parseRevocationAnswer(text: string): RevocationAnswer {
+  const doc = JSON.parse(text);
+  if (!doc || typeof doc.version !== "string" || !/^[0-9.]{1,20480}$/.test(doc.version)) throw new Error("the revocation answer has no valid version");
+  const serials = (v: unknown, what: string) => {
+    if (!Array.isArray(v)) throw new Error(`the revocation answer's ${what} must be a list`);
+    return v.map(normal).filter((s): s is string => s !== undefined);
+  };
+  if (doc.full === true) return { version: doc.version, full: true, serials: serials(doc.serials, "serials") };
+  if (doc.full === false) return { version: doc.version, full: false, added: serials(doc.added, "added"), removed: serials(doc.removed, "removed") };
+  throw new Error("the revocation answer must say whether it is the full list");
+}
+
+/** The set after an answer: replaced by a full list, else `removed` taken out and `added` put in. */
+export function applyRevocationAnswer(current: ReadonlySet<string>, a: RevocationAnswer): Set<string> {
+  if (a.full) return new Set(a.serials);
+  const next = new Set(current);
+  for (const s of a.removed) next.delete(s);
+  for (const s of a.added) next.add(s);
+  return next;
 }

@@ -42,6 +42,12 @@ export interface OperatorConfig {
   rescanProgressEvery: number;
   /** Hosts whose jwksURI the operator may fetch (TENET_JWKS_ALLOWED_HOSTS: "host", "host:port", "*.suffix"); empty: none. */
   jwksAllowedHosts: string[];
+  /**
+   * Trusted scanner namespaces (TENET_SCAN_NAMESPACES, comma list; default trivy-system and Tenet's
+   * namespace): their scan reports apply to pods in every namespace; any other namespace's reports
+   * apply to its own pods only.
+   */
+  scanNamespaces: string[];
 }
 
 const list = (v: string | undefined) => (v ?? "").split(",").map((x) => x.trim()).filter(Boolean);
@@ -104,5 +110,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorCon
     postureWorkers: int("TENET_POSTURE_WORKERS", 8),
     rescanProgressEvery: int("TENET_RESCAN_PROGRESS_EVERY", 1000),
     jwksAllowedHosts: list(env.TENET_JWKS_ALLOWED_HOSTS),
+    scanNamespaces: env.TENET_SCAN_NAMESPACES !== undefined ? list(env.TENET_SCAN_NAMESPACES) : ["trivy-system", env.TENET_NAMESPACE ?? env.POD_NAMESPACE ?? "tenet-system"],
   };
 }

@@ -46,7 +46,7 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   const identities = informer<ServiceIdentity & TenetObject>("serviceidentities", Resources.serviceIdentities);
   const policies = informer<APIPolicy & TenetObject>("apipolicies", Resources.apiPolicies);
   const rules = informer<RuntimeRule & TenetObject>("runtimerules", Resources.runtimeRules);
-  const scans = createScanFeed({ kube, log, namespace: cfg.namespace });
+  const scans = createScanFeed({ kube, log, namespace: cfg.namespace, trustedNamespaces: cfg.scanNamespaces });
 
   const controllerFor = <T extends TenetObject>(name: string, kind: string, inf: Informer<T>, resource: { group: string; version: string; plural: string }, plan: (o: T, now: Date) => StatusPlan) => {
     const c = new Controller({

@@ -92,7 +92,7 @@ export function evaluatePod(pod: PodUnderReview, rules: RuleRef[], scans: ScanIn
       // No scan can describe an invalid reference: it is judged as unscanned, and the message says why.
       images.push({ raw, ref: { registry: "", repository: raw, full: raw, raw }, invalid: parsed.message });
     } else {
-      images.push({ raw, ref: parsed, scan: scans.lookup(parsed) });
+      images.push({ raw, ref: parsed, scan: scans.lookup(parsed, pod.namespace) });
     }
   }
   const refs: ImageRef[] = [];

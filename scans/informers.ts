@@ -30,10 +30,14 @@ export interface ScanFeed {
   informers: Informer<ScanSource>[];
 }
 
-export function createScanFeed(ctx: { kube: Kube; log: Logger; namespace: string }): ScanFeed {
+/**
+ * `trustedNamespaces`: scanner namespaces whose reports apply to pods in every namespace
+ * (TENET_SCAN_NAMESPACES); a report anywhere else applies to pods of its own namespace only.
+ */
+export function createScanFeed(ctx: { kube: Kube; log: Logger; namespace: string; trustedNamespaces?: string[] }): ScanFeed {
   const { kube } = ctx;
   const log = ctx.log.child({ component: "scans" });
-  const index = new ScanIndex();
+  const index = new ScanIndex(ctx.trustedNamespaces ?? ["trivy-system", ctx.namespace]);
 
   // Keep only the parsed record; a malformed report is logged and skipped, never fatal.
   const scanSource = (source: string, parse: (raw: any) => { key: string; record: ScanRecord }[]) => (raw: any): ScanSource => {
@@ -42,7 +46,7 @@ export function createScanFeed(ctx: { kube: Kube; log: Logger; namespace: string
     const repositories: string[] = [];
     try {
       for (const { key, record } of parse(raw)) {
-        index.upsert(key, record);
+        index.upsert(key, record, meta.namespace);
         keys.push(key);
         repositories.push(repositoryOf(record.image));
       }

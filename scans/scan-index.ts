@@ -5,6 +5,8 @@ import type { ScanRecord } from "./records.ts";
 interface Entry {
   key: string;
   rec: ScanRecord;
+  /** Namespace of the source object; undefined for records with no namespace (CLI input files). */
+  namespace?: string;
   at: number; // scannedAt in ms; -Infinity when unknown, so any dated scan is newer
   seq: number; // upsert order, breaks ties
 }
@@ -12,8 +14,19 @@ interface Entry {
 /**
  * Scan records by source object. Records are treated as immutable once upserted (evaluators cache
  * derived counts per record): replace a record by upserting its key again.
+ *
+ * Who a record speaks for (issue 11 item 8): a record from namespace X describes images for pods
+ * in X only, unless X is a trusted scanner namespace (`trustedNamespaces`, TENET_SCAN_NAMESPACES:
+ * by default trivy-system and Tenet's own namespace), whose records apply to pods everywhere.
+ * Records upserted without a namespace (the CLI's input files) apply everywhere.
  */
 export class ScanIndex {
+  private readonly trusted: ReadonlySet<string>;
+
+  constructor(trustedNamespaces: Iterable<string> = []) {
+    this.trusted = new Set(trustedNamespaces);
+  }
+
   private byKey = new Map<string, Entry>();
   private byRepo = new Map<string, Entry[]>();
   /** Records that carry a digest, by digest: the same digest is the same content in any repository. */
@@ -31,10 +44,10 @@ export class ScanIndex {
   }
 
   /** key = the source object (a report can be replaced or deleted). */
-  upsert(key: string, rec: ScanRecord): void {
+  upsert(key: string, rec: ScanRecord, namespace?: string): void {
     this.detach(key);
     const parsed = rec.scannedAt ? Date.parse(rec.scannedAt) : NaN;
-    const e: Entry = { key, rec, at: isNaN(parsed) ? -Infinity : parsed, seq: this.seq++ };
+    const e: Entry = { key, rec, namespace, at: isNaN(parsed) ? -Infinity : parsed, seq: this.seq++ };
     this.byKey.set(key, e);
     const repo = repositoryOf(rec.image);
     const list = this.byRepo.get(repo);
@@ -60,13 +73,19 @@ export class ScanIndex {
    * by its digest. Otherwise a record with the same repository and tag, unless that record's digest
    * differs from the image's (then the tag has moved and the report describes other content).
    * Newest scannedAt wins among equals, then the latest upsert.
+   *
+   * `podNamespace`: the namespace of the pod the image runs in; only records that speak for it
+   * count (its own namespace's, trusted scanner namespaces', namespace-less ones). Undefined (the
+   * CLI): every record counts.
    */
-  lookup(image: ImageRef): ScanRecord | undefined {
+  lookup(image: ImageRef, podNamespace?: string): ScanRecord | undefined {
+    const ok = (e: Entry) => podNamespace === undefined || e.namespace === undefined || e.namespace === podNamespace || this.trusted.has(e.namespace);
     const list = this.byRepo.get(repositoryOf(image));
-    if (!list) return image.digest !== undefined ? this.newestOf(this.byDigest.get(image.digest))?.rec : undefined;
+    if (!list) return image.digest !== undefined ? this.newestOf(this.byDigest.get(image.digest), ok)?.rec : undefined;
     let byDigest: Entry | undefined;
     let byTag: Entry | undefined;
     for (const e of list) {
+      if (!ok(e)) continue;
       const r = e.rec.image;
       if (image.digest !== undefined && r.digest === image.digest) {
         if (!byDigest || newer(e, byDigest)) byDigest = e;
@@ -74,13 +93,13 @@ export class ScanIndex {
         if (!byTag || newer(e, byTag)) byTag = e;
       }
     }
-    if (!byDigest && image.digest !== undefined) byDigest = this.newestOf(this.byDigest.get(image.digest));
+    if (!byDigest && image.digest !== undefined) byDigest = this.newestOf(this.byDigest.get(image.digest), ok);
     return (byDigest ?? byTag)?.rec;
   }
 
-  private newestOf(list: Entry[] | undefined): Entry | undefined {
+  private newestOf(list: Entry[] | undefined, ok: (e: Entry) => boolean): Entry | undefined {
     let best: Entry | undefined;
-    for (const e of list ?? []) if (!best || newer(e, best)) best = e;
+    for (const e of list ?? []) if (ok(e) && (!best || newer(e, best))) best = e;
     return best;
   }
 

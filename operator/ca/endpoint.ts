@@ -1,7 +1,10 @@
 // HTTP routes of the CA, served over HTTPS by every replica:
 //   POST /v1/certificates   {"csr": PEM} + Authorization: Bearer <projected token>  → certificate
 //   GET  /v1/bundle         the trust bundle (PEM), with ETag
-//   GET  /v1/revocations    the revocation list (JSON), with ETag / If-None-Match
+//   GET  /v1/revocations    the revocation list (JSON): serials only, the full list or, with
+//                           ?since=<version>, what was added and removed since; ETag = the
+//                           version, If-None-Match → 304. Needs the pod's projected token
+//                           (Bearer, audience "tenet"), verified as for /v1/policy.
 import type { FastifyInstance } from "fastify";
 import { BoundedLabel, clip } from "../../common/bounded.ts";
 import type { Logger } from "../../common/logger.ts";
@@ -10,7 +13,8 @@ import type { Issued } from "./issuer.ts";
 import { SignRejection } from "./issuer.ts";
 import type { IssuanceStatus } from "./issuance-status.ts";
 import type { CAMetrics } from "./metrics.ts";
-import type { RevocationList } from "./revocations.ts";
+import { parseSince, SinceError, type RevocationList } from "./revocations.ts";
+import type { CachedPod } from "../cache/pods.ts";
 import { bearerToken, etagMatches, strongETag } from "../../common/http.ts";
 
 export const CSR_BODY_LIMIT = 32 * 1024;
@@ -19,6 +23,8 @@ export interface CAEndpointDeps {
   issue: (token: string | undefined, csr: unknown) => Promise<Issued>;
   bundle: () => string | undefined;
   revocations: RevocationList;
+  /** The pod a projected token is bound to (TokenReview, cached); throws SignRejection. */
+  authenticate: (token: string | undefined) => Promise<CachedPod>;
   metrics: CAMetrics;
   events: EventRecorder;
   issuance: IssuanceStatus;
@@ -68,9 +74,28 @@ export function caRoutes(app: FastifyInstance, deps: CAEndpointDeps) {
   });
 
   app.get("/v1/revocations", async (req, reply) => {
-    const { etag, json } = deps.revocations;
+    try {
+      await deps.authenticate(bearerToken(req.headers.authorization));
+    } catch (err) {
+      if (!(err instanceof SignRejection)) throw err;
+      deps.log.warn({ reason: err.reason, remote: req.ip }, clip(err.message, 1024)!);
+      // The message names no pod: a caller learns nothing from a refusal but that it was refused.
+      return reply.code(err.status).send({ error: { reason: err.reason, message: err.status === 401 ? err.message : "the token is not bound to a running pod" } });
+    }
+    const raw = (req.query as Record<string, unknown> | undefined)?.since;
+    let since: number[] | undefined;
+    if (raw !== undefined) {
+      try {
+        if (typeof raw !== "string") throw new SinceError("since must be given once");
+        since = parseSince(raw, deps.revocations.shardCount);
+      } catch (err) {
+        if (!(err instanceof SinceError)) throw err;
+        return reply.code(400).send({ error: { reason: "BadSince", message: err.message } });
+      }
+    }
+    const etag = deps.revocations.etag;
     reply.header("etag", etag).header("cache-control", "no-cache");
     if (etagMatches(req.headers["if-none-match"], etag)) return reply.code(304).send();
-    return reply.type("application/json").send(json);
+    return reply.type("application/json").send(deps.revocations.answer(since));
   });
 }

@@ -18,7 +18,7 @@ import { defaultCAPolicy, type LoadedAuthorities } from "./authorities.ts";
 import { caReconciler } from "./controller.ts";
 import { caRoutes } from "./endpoint.ts";
 import { IssuanceStatus } from "./issuance-status.ts";
-import { issueForWorkload } from "./issuer.ts";
+import { authenticatePod, issueForWorkload } from "./issuer.ts";
 import { CAMetrics } from "./metrics.ts";
 import { recordIssued } from "./pod-serials.ts";
 import { RevocationList } from "./revocations.ts";
@@ -107,6 +107,7 @@ export function createIdentity(ctx: {
           }),
         bundle: () => store.authorities?.bundlePem,
         revocations,
+        authenticate: (token) => authenticatePod(token, { kube, pods: ctx.pods }),
         metrics: caMetrics,
         events,
         issuance,

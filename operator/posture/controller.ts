@@ -407,7 +407,8 @@ export class PostureController extends Controller {
     const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
     const entries = Object.entries(serialsOf(pod))
       .filter(([serial, notAfter]) => Date.parse(notAfter) > now && !list.isRevoked(serial))
-      .map(([serial, notAfter]) => ({ serial, notAfter, reason: `pod ${ref} quarantined${detail?.rule ? ` by RuntimeRule ${detail.rule}` : ""} (${detail?.reason ?? "manual"})`, subject: `pod ${ref}` }));
+      // A reason code only: which pod and why goes to the log line below and the Quarantined Event.
+      .map(([serial, notAfter]) => ({ serial, notAfter, reason: "Quarantined" }));
     if (!entries.length) return;
     await new Promise<void>((resolve, reject) => {
       let batch = this.revocationBatch;
@@ -422,7 +423,7 @@ export class PostureController extends Controller {
       batch.entries.push(...entries);
       batch.waiters.push({ resolve, reject });
     });
-    log.info({ pod: ref, serials: entries.map((e) => e.serial) }, "certificates revoked");
+    log.info({ pod: ref, rule: detail?.rule, reason: detail?.reason ?? "manual", serials: entries.map((e) => e.serial) }, "certificates revoked");
   }
 
   /** The namespace's quarantine NetworkPolicy, restored while one of its pods is quarantined. */

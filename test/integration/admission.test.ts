@@ -222,6 +222,43 @@ describe("admission webhooks called by the real API server", function () {
       await waitFor("an Event on the RuntimeRule", async () => (await eventsFor(kube, ns, "watch")).some((e) => e.reason === "AdmittedWithWarnings"));
     });
 
+    it("judges a pod by reports of its own namespace and of trusted scanner namespaces only: one planted elsewhere changes nothing (issue 11 item 8)", async () => {
+      const evil = await newNamespace("evil");
+      const repo = `acme/planted-${Date.now().toString(36)}`;
+      const strict = { selector: {}, enforcement: "enforce", vulnerabilities: { thresholds: { critical: 0 }, unscannedImages: "deny" } };
+      await rule("strict", strict);
+      await createObject(kube, tenet("RuntimeRule", evil, "strict", strict));
+      // A clean report in evil: it speaks for evil's pods (so the operator has seen it) …
+      await kube.create(resourcePath(VR, evil), vulnerabilityReport("rs-planted", repo, "1.0", []));
+      await eventually("evil's own pod admitted by evil's report", async () => ((await apply(evil, deployment("p1", `ghcr.io/${repo}:1.0`))).code === 0 ? true : undefined));
+      // … and not for this namespace's: the image is unscanned here.
+      const unscanned = await apply(ns, deployment("p1", `ghcr.io/${repo}:1.0`));
+      assert.notEqual(unscanned.code, 0, "a planted clean report does not clear the image elsewhere");
+      assert.match(unscanned.stderr, /no scan data|not been scanned|unscanned/i);
+      // This namespace's own report decides, even against a newer clean one planted in evil.
+      await kube.create(resourcePath(VR, ns), vulnerabilityReport("rs-own", repo, "2.0", [{ id: "CVE-2025-7001", severity: "CRITICAL" }]));
+      await eventually("the own report to count", async () => ((await apply(ns, deployment("p2", `ghcr.io/${repo}:2.0`))).code !== 0 ? true : undefined));
+      await new Promise((r) => setTimeout(r, 1100)); // a strictly newer updateTimestamp
+      await kube.create(resourcePath(VR, evil), vulnerabilityReport("rs-planted-2", repo, "2.0", []));
+      await eventually("the planted report to be seen (it clears evil's pods)", async () => ((await apply(evil, deployment("p2", `ghcr.io/${repo}:2.0`))).code === 0 ? true : undefined));
+      const own = await apply(ns, deployment("p2", `ghcr.io/${repo}:2.0`));
+      assert.notEqual(own.code, 0, own.stderr);
+      assert.match(own.stderr, /1 critical/);
+      // A report in a trusted scanner namespace (trivy-system by default) speaks for every namespace.
+      await kube.create(resourcePath(Resources.namespaces), { apiVersion: "v1", kind: "Namespace", metadata: { name: "trivy-system" } }).catch((e) => (e.code === 409 ? undefined : Promise.reject(e)));
+      const name = `rs-scanner-${Date.now().toString(36)}`;
+      await kube.create(resourcePath(VR, "trivy-system"), vulnerabilityReport(name, repo, "3.0", [{ id: "CVE-2025-7002", severity: "CRITICAL" }]));
+      try {
+        const scanner = await eventually("trivy-system's report to decide", async () => {
+          const r = await apply(ns, deployment("p3", `ghcr.io/${repo}:3.0`));
+          return r.code !== 0 && /1 critical/.test(r.stderr) ? r : undefined;
+        });
+        assert.match(scanner.stderr, new RegExp(`RuntimeRule ${ns}/strict`));
+      } finally {
+        await kube.delete(resourcePath(VR, "trivy-system", name)).catch(() => undefined);
+      }
+    });
+
     it("applies the unscanned-image policy: deny refuses, warn warns, allow admits", async () => {
       await rule("strict", { selector: { matchLabels: { app: "strict" } }, vulnerabilities: { thresholds: { critical: 0 }, unscannedImages: "deny" } });
       await rule("lenient", { selector: { matchLabels: { app: "lenient" } }, vulnerabilities: { thresholds: { critical: 0 }, unscannedImages: "warn" } });

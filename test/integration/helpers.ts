@@ -1,6 +1,8 @@
 // Shared helpers for integration tests: Tenet objects as plain JSON, and status reads.
 import { resourcePath, Resources, type Kube } from "../../common/kube.ts";
 import { waitFor } from "../harness/exec.ts";
+import { createLogger } from "../../common/logger.ts";
+import { decodeShard, REVOCATION_SHARDS, RevocationList, shardName, type RevocationEntry } from "../../operator/ca/revocations.ts";
 
 type Res = (typeof Resources)["serviceIdentities" | "apiPolicies" | "runtimeRules"];
 const kinds: Record<string, Res> = {
@@ -86,4 +88,22 @@ export function vulnerabilityReport(name: string, repository: string, tag: strin
       })),
     },
   };
+}
+
+/** The revocation list as stored: every shard ConfigMap in tenet-system, decoded (serial → entry). */
+export async function storedRevocations(kube: Kube) {
+  const out = new Map<string, { notAfter: number; reason: string; shard: number }>();
+  for (let i = 0; i < REVOCATION_SHARDS; i++) {
+    const cm = await kube.get(resourcePath(Resources.configMaps, "tenet-system", shardName(i)));
+    for (const e of decodeShard(cm.data).entries) out.set(e.serial, { notAfter: e.notAfter, reason: e.reason, shard: i });
+  }
+  return out;
+}
+
+/** Revokes (or, with prune, drops what expired by `pruneAt`) as a writer of the list would, from the test process. */
+export async function revokeSerials(kube: Kube, entries: RevocationEntry[]) {
+  await new RevocationList(kube, createLogger("test", { level: "silent" }), "tenet-system").revoke(entries);
+}
+export async function pruneRevocations(kube: Kube, pruneAt: Date) {
+  await new RevocationList(kube, createLogger("test", { level: "silent" }), "tenet-system").prune(pruneAt);
 }

@@ -11,7 +11,7 @@ import { cluster, newNamespace, operatorKubeconfig } from "../harness/controlpla
 import { waitFor } from "../harness/exec.ts";
 import { OperatorProcess } from "../harness/operator.ts";
 import { httpsRequest, makeCSR } from "../harness/pki.ts";
-import { createObject, eventsFor, getObject, pod, podToken, tenet } from "./helpers.ts";
+import { createObject, eventsFor, getObject, pod, podToken, pruneRevocations, revokeSerials, storedRevocations, tenet } from "./helpers.ts";
 
 const BUNDLE = resourcePath(Resources.configMaps, "tenet-system", "tenet-trust-bundle");
 const CA_SECRET = resourcePath(Resources.secrets, "tenet-system", "tenet-ca");
@@ -244,31 +244,82 @@ describe("workload identity: CA, CSR endpoint, certificates (real API server, op
     await waitFor("signing to resume", async () => (await post({ csr: (await makeCSR({ uris: [spiffe("orders")] })).pem }, token)).status === 200);
   });
 
-  it("serves the revocation list with an ETag, picks up new entries, and prunes expired ones", async () => {
+  it("serves the revocation list to pods only, with an ETag, picks up new entries, and prunes expired ones", async () => {
     const url = `https://127.0.0.1:${operator.securePort}/v1/revocations`;
-    const first = await httpsRequest(url, { ca: trust });
+    const token = await podToken(kube, ns, "orders", "orders-0");
+    const auth = { authorization: `Bearer ${token}` };
+    // Hostile callers: no token, a token for another audience, garbage, a malformed since.
+    assert.equal((await httpsRequest(url, { ca: trust })).status, 401, "no token");
+    assert.equal((await httpsRequest(url, { ca: trust, headers: { authorization: `Bearer ${await podToken(kube, ns, "orders", "orders-0", "other")}` } })).status, 401, "a token for another audience");
+    assert.equal((await httpsRequest(url, { ca: trust, headers: { authorization: "Bearer abc.def.ghi" } })).status, 401, "a forged token");
+    const bad = await httpsRequest(`${url}?since=1..2`, { ca: trust, headers: auth });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.reason, "BadSince");
+    const first = await httpsRequest(url, { ca: trust, headers: auth });
     assert.equal(first.status, 200);
     const etag = first.headers.etag as string;
-    assert.equal((await httpsRequest(url, { ca: trust, headers: { "if-none-match": etag } })).status, 304);
-    const cmPath = resourcePath(Resources.configMaps, "tenet-system", "tenet-revocations");
-    const cm = await kube.get(cmPath);
-    const entries = [
-      { serial: "0abc", notAfter: new Date(Date.now() + 3600_000).toISOString(), reason: "quarantined", revokedAt: new Date().toISOString() },
-      { serial: "0def", notAfter: new Date(Date.now() - 1000).toISOString(), reason: "quarantined", revokedAt: new Date().toISOString() },
-    ];
-    await kube.replace(cmPath, { ...cm, data: { "revocations.json": JSON.stringify({ entries }) } });
+    assert.equal((await httpsRequest(url, { ca: trust, headers: { ...auth, "if-none-match": etag } })).status, 304);
+    await revokeSerials(kube, [
+      { serial: "0abc", notAfter: new Date(Date.now() + 3600_000).toISOString(), reason: "Quarantined" },
+      { serial: "0def", notAfter: new Date(Date.now() - 1000).toISOString(), reason: "Quarantined" },
+    ]);
     const updated = await waitFor("the new list to be served", async () => {
-      const r = await httpsRequest(url, { ca: trust, headers: { "if-none-match": etag } });
+      const r = await httpsRequest(url, { ca: trust, headers: { ...auth, "if-none-match": etag } });
       return r.status === 200 ? r : undefined;
     });
     assert.notEqual(updated.headers.etag, etag);
-    assert.ok(updated.json.entries.some((e: any) => e.serial === "0abc"));
+    assert.ok(updated.json.serials.includes("abc"));
     // A restarted leader prunes what has expired.
     await operator.kill("SIGTERM");
     operator = await startOperator("prune");
     await waitFor("expired entry pruned", async () => {
-      const doc = JSON.parse((await kube.get(cmPath)).data["revocations.json"]);
-      return doc.entries.length === 1 && doc.entries[0].serial === "0abc";
+      const stored = await storedRevocations(kube);
+      return stored.has("abc") && !stored.has("def");
     });
+  });
+
+  it("holds and serves 10,000 revoked certificates, and a delta fetch returns only what changed", async function () {
+    this.timeout(240_000);
+    const url = `https://127.0.0.1:${operator.securePort}/v1/revocations`;
+    const auth = { authorization: `Bearer ${await podToken(kube, ns, "orders", "orders-0")}` };
+    const tag = crypto.randomBytes(4).toString("hex");
+    const serialOf = (i: number) => `${tag}${crypto.createHash("sha256").update(`${tag}/${i}`).digest("hex").slice(0, 32)}`.replace(/^0+/, "");
+    const notAfter = new Date(Date.now() + 2 * 3600_000).toISOString();
+    const mass = Array.from({ length: 10_000 }, (_, i) => ({ serial: serialOf(i), notAfter, reason: "Quarantined" }));
+    await revokeSerials(kube, mass);
+    const stored = await storedRevocations(kube);
+    for (const e of mass) assert.ok(stored.has(e.serial), `stored: ${e.serial}`);
+    for (let i = 0; i < 16; i++) {
+      const cm = await kube.get(resourcePath(Resources.configMaps, "tenet-system", `tenet-revocations-${i}`));
+      assert.ok(JSON.stringify(cm).length < 512 * 1024, `shard ${i}: ${JSON.stringify(cm).length} bytes`);
+    }
+    const full = await waitFor("all 10,000 served", async () => {
+      const r = await httpsRequest(url, { ca: trust, headers: auth });
+      const served = new Set<string>(r.json.serials);
+      return r.status === 200 && mass.every((e) => served.has(e.serial)) ? r : undefined;
+    }, 60_000, 500);
+    assert.equal(full.json.full, true);
+    assert.ok(!/orders|stranger|Quarantined|\/pod/i.test(full.body), "no pod names nor reasons are served");
+    const version = full.json.version as string;
+    // Three more: the delta since the version the enforcer holds carries exactly them.
+    const more = [0, 1, 2].map((i) => ({ serial: serialOf(20_000 + i), notAfter, reason: "Quarantined" }));
+    await revokeSerials(kube, more);
+    const delta = await waitFor("the delta", async () => {
+      const r = await httpsRequest(`${url}?since=${version}`, { ca: trust, headers: { ...auth, "if-none-match": `"${version}"` } });
+      return r.status === 200 ? r : undefined;
+    });
+    assert.equal(delta.json.full, false);
+    assert.deepEqual([...delta.json.added].sort(), more.map((e) => e.serial).sort());
+    assert.deepEqual(delta.json.removed, []);
+    assert.ok(delta.body.length < 1024, `a delta is small: ${delta.body.length} bytes`);
+    assert.equal((await httpsRequest(`${url}?since=${delta.json.version}`, { ca: trust, headers: { ...auth, "if-none-match": `"${delta.json.version}"` } })).status, 304, "nothing changed since");
+    // Cleanup (the list is shared by the tier): the mass entries expire; the delta says they left.
+    await pruneRevocations(kube, new Date(Date.now() + 3 * 3600_000));
+    const after = await waitFor("the removal delta", async () => {
+      const r = await httpsRequest(`${url}?since=${delta.json.version}`, { ca: trust, headers: auth });
+      return r.status === 200 && r.json.removed.length >= 10_003 ? r : undefined;
+    }, 60_000, 500);
+    assert.equal(after.json.full, false);
+    assert.deepEqual(after.json.added, []);
   });
 });

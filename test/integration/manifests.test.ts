@@ -84,7 +84,9 @@ describe("manifests/ (kustomize base)", function () {
     assert.equal(await can("create", "configmaps", "-n", ns), "no", "no plain create outside tenet-system");
     assert.equal(await can("patch", "configmaps/tenet-trust-bundle", "-n", ns), "yes");
     assert.equal(await can("patch", "configmaps/other", "-n", "tenet-system"), "no");
-    assert.equal(await can("update", "configmaps/tenet-revocations", "-n", "tenet-system"), "yes");
+    for (let i = 0; i < 16; i++) assert.equal(await can("update", `configmaps/tenet-revocations-${i}`, "-n", "tenet-system"), "yes", `revocation shard ${i}`);
+    assert.equal(await can("update", "configmaps/tenet-revocations-16", "-n", "tenet-system"), "no", "no shard beyond the 16");
+    assert.equal(await can("update", "configmaps/tenet-revocations", "-n", "tenet-system"), "no", "the pre-sharding list is only read");
     // Server-side apply as the operator: creates and updates the trust bundle, nothing else.
     const cm = (name: string) => JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: ns }, data: { "ca.crt": "x" } });
     const apply = (name: string) => kubectl(["apply", "--server-side", "--field-manager=tenet-operator", ...as, "-f", "-"], { input: cm(name), allowFail: true });
