@@ -23,6 +23,7 @@ import { evaluateImage } from "../../policy/vulnerabilities.ts";
 import { injectPod, type InjectionConfig } from "../../operator/admission/inject.ts";
 import { applyPatch, jsonPatch } from "../../operator/admission/patch.ts";
 import { fixturePath, upstreamSamplesPresent, UPSTREAM_SAMPLES } from "../harness/fixtures.ts";
+import { testInjectionConfig } from "../harness/injection.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const SHOWN = process.env.TENET_UPSTREAM_SAMPLES ? UPSTREAM_SAMPLES : path.relative(REPO, UPSTREAM_SAMPLES);
@@ -188,17 +189,7 @@ describe(`conformance with the upstream samples in ${SHOWN}`, () => {
     });
 
     it("injects kube-rs's captured pod (GKE), keeping its managedFields, annotations and volumes, idempotently", () => {
-      const cfg: InjectionConfig = {
-        image: "tenet-operator:dev",
-        args: ["enforcer/main.ts"],
-        caEndpoint: "https://tenet-operator.tenet-system.svc:443",
-        inboundPort: 15443,
-        outboundPort: 15001,
-        healthPort: 15021,
-        resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
-        tokenExpirationSeconds: 3600,
-        version: "0.1.0",
-      };
+      const cfg: InjectionConfig = { ...testInjectionConfig, image: "tenet-operator:dev", args: ["enforcer/main.ts"] };
       const input = json("admission/kube-rs-admissionreview-v1-pod-create.json").request.object;
       const out = injectPod(structuredClone(input), cfg);
       assert.deepEqual(out.spec.volumes[0], input.spec.volumes[0]);

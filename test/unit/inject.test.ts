@@ -7,22 +7,13 @@ import path from "node:path";
 import { InjectionError, injectPod, PEERS_ANNOTATION, shouldInject, type InjectDecision, type InjectionConfig } from "../../operator/admission/inject.ts";
 import { ENFORCER_CONTAINER } from "../../common/names.ts";
 import { applyPatch, jsonPatch, PatchError, type Operation } from "../../operator/admission/patch.ts";
+import { testInjectionConfig } from "../harness/injection.ts";
 
 const GOLDEN_DIR = path.resolve(import.meta.dirname, "../golden/inject");
 const REVIEW_FIXTURE = path.resolve(import.meta.dirname, "../fixtures/admission/admissionreview-v1-pod-create.json");
 const UPDATE = process.env.UPDATE_GOLDEN === "1";
 
-const cfg: InjectionConfig = {
-  image: "tenet.local/tenet-enforcer:dev",
-  args: [],
-  caEndpoint: "https://tenet-operator.tenet-system.svc:443",
-  inboundPort: 15443,
-  outboundPort: 15001,
-  healthPort: 15021,
-  resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
-  tokenExpirationSeconds: 3600,
-  version: "0.1.0",
-};
+const cfg: InjectionConfig = testInjectionConfig;
 
 // Fixtures are parsed once and deep-cloned per use, so no test can leak edits into another.
 const parsed = new Map<string, unknown>();

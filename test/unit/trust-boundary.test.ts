@@ -11,18 +11,9 @@ import { planPosture } from "../../operator/posture/evaluate.ts";
 import { ScanIndex } from "../../scans/scan-index.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
 import { applyPatch } from "../../operator/admission/patch.ts";
+import { testInjectionConfig } from "../harness/injection.ts";
 
-const cfg: InjectionConfig = {
-  image: "tenet.local/tenet-enforcer:dev",
-  args: [],
-  caEndpoint: "https://tenet-operator.tenet-system.svc:443",
-  inboundPort: 15443,
-  outboundPort: 15001,
-  healthPort: 15021,
-  resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
-  tokenExpirationSeconds: 3600,
-  version: "0.1.0",
-};
+const cfg: InjectionConfig = testInjectionConfig;
 const restricted: RuleRef = { namespace: "shop", name: "restricted", spec: { selector: {}, podSecurity: { level: "restricted" } } as any };
 
 function appPod(): any {
