@@ -114,8 +114,10 @@ export interface ServiceIdentityCertificate {
    */
   renewBefore?: string;
   /**
-   * DNS subject alternative names added to every certificate, e.g. orders.demo.svc. A leading "*."
-   * is allowed for a wildcard.
+   * DNS subject alternative names added to every certificate: names of Services in this
+   * ServiceIdentity's own namespace only, as <service>, <service>.<namespace>,
+   * <service>.<namespace>.svc or <service>.<namespace>.svc.<cluster-domain> (e.g. orders.demo.svc).
+   * No wildcards, no other namespace's names; the CA refuses to issue otherwise.
    */
   dnsNames?: string[];
 }

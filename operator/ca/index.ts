@@ -103,6 +103,8 @@ export function createIdentity(ctx: {
             trustDomain: cfg.trustDomain,
             maxTTLSeconds: cfg.maxCertTTLSeconds,
             injection: cfg.injection,
+            tenetNamespace: cfg.namespace,
+            clusterDomain: cfg.clusterDomain,
             record: (pod, serial, notAfter) => recordIssued(kube, pod, serial, notAfter),
           }),
         bundle: () => store.authorities?.bundlePem,

@@ -18,6 +18,7 @@ import { issueLeaf, LeafRequestError } from "./leaf.ts";
 import { CSRError, parseCSR } from "../../pki/csr.ts";
 import { QUARANTINE_LABEL, TOKEN_AUDIENCE } from "../../common/names.ts";
 import { TokenReviewCache } from "./token-reviews.ts";
+import { dnsNameForms, dnsNamesProblems } from "./dns-names.ts";
 
 
 export class SignRejection extends Error {
@@ -41,6 +42,9 @@ export interface IssuerDeps {
   maxTTLSeconds: number;
   /** Tenet's injection settings: the exact injected enforcer is left out of the image attribute. */
   injection?: InjectionConfig;
+  /** Tenet's own namespace and the cluster's DNS domain: which DNS names a ServiceIdentity may list (dns-names.ts). */
+  tenetNamespace?: string;
+  clusterDomain?: string;
   now?: () => Date;
   /** Records the serial on the pod before the certificate is handed out (quarantine revokes it); returns the pod's labels as written. */
   record?: (pod: CachedPod, serial: string, notAfter: string) => Promise<Record<string, string>>;
@@ -85,7 +89,13 @@ export async function issueForWorkload(token: string | undefined, csrPEM: unknow
   }
 
   const spiffeID = spiffeIDFor(deps.trustDomain, caller.namespace, caller.serviceAccount);
-  const allowedDNS = new Set(identity.spec.certificate?.dnsNames ?? []);
+  const listedDNS = identity.spec.certificate?.dnsNames ?? [];
+  const scope = { namespace: caller.namespace, tenetNamespace: deps.tenetNamespace ?? "tenet-system", clusterDomain: deps.clusterDomain ?? "cluster.local" };
+  const badDNS = dnsNamesProblems(listedDNS, scope);
+  if (badDNS.length) {
+    throw new SignRejection(422, "DNSNameNotAllowed", `ServiceIdentity ${caller.namespace}/${identity.metadata.name} lists DNS names its namespace does not own: ${badDNS.join("; ")}. Fix spec.certificate.dnsNames: only names of Services in namespace ${caller.namespace} (${dnsNameForms(scope)}), no wildcards`, pod);
+  }
+  const allowedDNS = new Set(listedDNS);
   const refused = [
     ...csr.uris.filter((u) => u !== spiffeID).map((u) => `URI ${u} (this pod's identity is ${spiffeID})`),
     ...csr.dnsNames.filter((d) => !allowedDNS.has(d)).map((d) => `DNS ${d} (not in ServiceIdentity ${identity.metadata.name} spec.certificate.dnsNames)`),

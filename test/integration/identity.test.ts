@@ -113,6 +113,23 @@ describe("workload identity: CA, CSR endpoint, certificates (real API server, op
     assert.equal(await operator.metricSum("tenet_ca_certificates_issued_total", `namespace="${ns}"`), 1);
   });
 
+  it("refuses a certificate for a ServiceIdentity that lists Tenet's own Service or another namespace's name, with a 4xx naming the field (issue 11 item 2)", async () => {
+    for (const [i, name] of ["tenet-operator.tenet-system.svc", "billing.other.svc", "tenet-operator"].entries()) {
+      await kube.create(resourcePath(Resources.pods, ns), pod(`impostor-${i}`, { app: `impostor-${i}` }, "orders"));
+      await createObject(kube, tenet("ServiceIdentity", ns, `impostor-${i}`, { selector: { matchLabels: { app: `impostor-${i}` } }, certificate: { dnsNames: [`orders.${ns}.svc`, name] } }));
+      const token = await podToken(kube, ns, "orders", `impostor-${i}`);
+      const csr = (await makeCSR({ uris: [spiffe("orders")], dnsNames: [name] })).pem;
+      const res = await waitFor(`the refusal for ${name}`, async () => {
+        const r = await post({ csr }, token);
+        return r.json?.error?.reason === "NoServiceIdentity" ? undefined : r; // the informer has not seen the ServiceIdentity yet
+      });
+      assert.equal(res.status, 422, res.body);
+      assert.equal(res.json.error.reason, "DNSNameNotAllowed");
+      assert.ok(res.json.error.message.includes(`spec.certificate.dnsNames[1] ${JSON.stringify(name)}`), res.json.error.message);
+      assert.match(res.json.error.message, new RegExp(`<service>\\.${ns}\\.svc`));
+    }
+  });
+
   it("refuses every request it must refuse, with a status, a reason, an Event and a metric", async () => {
     const good = await podToken(kube, ns, "orders", "orders-0");
     const goodCSR = (await makeCSR({ uris: [spiffe("orders")] })).pem;
