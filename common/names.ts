@@ -37,6 +37,11 @@ export const TOKEN_AUDIENCE = "tenet";
 /** The operator publishes the trust bundle in this ConfigMap, key BUNDLE_KEY, in every namespace. */
 export const BUNDLE_CONFIGMAP = "tenet-trust-bundle";
 export const BUNDLE_KEY = "ca.crt";
+/**
+ * The serving CA bundle, next to BUNDLE_KEY in the same ConfigMap: what enforcers trust for the
+ * operator's HTTPS (and nothing else). Peers are trusted by BUNDLE_KEY only (issue 11 item 2).
+ */
+export const OPERATOR_BUNDLE_KEY = "operator-ca.crt";
 /** The revocation list ConfigMap in Tenet's namespace. */
 export const REVOCATIONS_CONFIGMAP = "tenet-revocations";
 /** CA Secret annotation: set it to rotate the CA now. */

@@ -1,5 +1,5 @@
 // Enforcer settings from the environment. The names are the ones operator/admission/inject.ts sets on the
-// sidecar (TENET_CA_ENDPOINT, TENET_TOKEN_FILE, TENET_BUNDLE_FILE, TENET_REVOCATIONS_URL,
+// sidecar (TENET_CA_ENDPOINT, TENET_TOKEN_FILE, TENET_BUNDLE_FILE, TENET_OPERATOR_BUNDLE_FILE, TENET_REVOCATIONS_URL,
 // TENET_*_PORT, POD_*); the rest have defaults that suit a pod. Every bad value is refused at
 // start with a message naming the variable.
 import path from "node:path";
@@ -16,6 +16,14 @@ export interface EnforcerConfig {
   caEndpoint?: string;
   tokenFile: string;
   bundleFile?: string;
+  /**
+   * The serving CA bundle: the only CAs trusted for the operator's HTTPS (never the workload CA,
+   * which signs names tenants choose). Default: operator-ca.crt next to TENET_BUNDLE_FILE (the
+   * same ConfigMap volume). Undefined in static mode.
+   */
+  operatorBundleFile?: string;
+  /** The SPIFFE ID the operator's serving certificate must carry; default: any spiffe://…/ns/<ns>/sa/tenet-operator. */
+  operatorSpiffeID?: string;
   bundleURL?: string;
   revocationsURL?: string;
   policyURL?: string;
@@ -68,6 +76,8 @@ export function enforcerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Enf
     caEndpoint,
     tokenFile: env.TENET_TOKEN_FILE ?? "/var/run/secrets/tenet.dev/token/token",
     bundleFile,
+    operatorBundleFile: env.TENET_OPERATOR_BUNDLE_FILE || (bundleFile && !staticDir ? path.join(path.dirname(bundleFile), "operator-ca.crt") : undefined),
+    operatorSpiffeID: env.TENET_OPERATOR_SPIFFE_ID || undefined,
     bundleURL: caEndpoint && `${caEndpoint}/v1/bundle`,
     revocationsURL: env.TENET_REVOCATIONS_URL || (caEndpoint && `${caEndpoint}/v1/revocations`),
     policyURL: env.TENET_POLICY_URL || (caEndpoint && `${caEndpoint}/v1/policy`),

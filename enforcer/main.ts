@@ -13,7 +13,7 @@ import { ConfigError, enforcerConfigFromEnv, type EnforcerConfig } from "./confi
 import { IdentityManager, type Credentials } from "./identity.ts";
 import { createInbound, tlsOptions } from "./inbound.ts";
 import { createMetrics, healthServer } from "./metrics.ts";
-import { OperatorClient } from "./operator-client.ts";
+import { OperatorClient, OperatorTrust } from "./operator-client.ts";
 import { createOutbound } from "./outbound.ts";
 import { PolicySource } from "./policy.ts";
 import { TrustStore } from "./trust.ts";
@@ -32,7 +32,10 @@ try {
 const metrics = createMetrics();
 const audit = createAudit(cfg.auditFile);
 let trust: TrustStore;
-const client = new OperatorClient(() => trust?.bundle, cfg.tokenFile);
+// The operator is verified with the serving CA only; peers with the workload CA only (issue 11 item 2).
+const operatorTrust = new OperatorTrust(cfg.operatorBundleFile);
+const client = new OperatorClient(() => operatorTrust.bundle, cfg.tokenFile, undefined, cfg.operatorSpiffeID);
+const refreshOperatorTrust = () => operatorTrust.refresh().catch((err) => log.warn({ err: (err as Error).message }, "serving CA bundle refresh failed; keeping the last good one"));
 const staticFile = (name: string) => (cfg.staticDir ? path.join(cfg.staticDir, name) : undefined);
 trust = new TrustStore(
   { bundleFile: cfg.bundleFile, bundleURL: cfg.staticDir ? undefined : cfg.bundleURL, revocationsURL: cfg.staticDir ? undefined : cfg.revocationsURL, revocationsFile: staticFile("revocations.json") },
@@ -56,9 +59,10 @@ const healthPort = await listen(health, cfg.healthPort, cfg.healthHost);
 
 // Trust first: it is what verifies the operator.
 for (let attempt = 0; ; attempt++) {
+  await refreshOperatorTrust();
   await trust.refresh();
-  if (trust.bundle) break;
-  if (attempt % 10 === 0) log.warn({ bundleFile: cfg.bundleFile }, "no trust bundle yet; waiting for the file");
+  if (trust.bundle && (cfg.staticDir || operatorTrust.bundle)) break;
+  if (attempt % 10 === 0) log.warn({ bundleFile: cfg.bundleFile, operatorBundleFile: cfg.operatorBundleFile }, "no trust bundle yet; waiting for the files");
   await new Promise((r) => setTimeout(r, 1000));
 }
 
@@ -113,7 +117,7 @@ const inboundPort = await listen(inbound, cfg.inboundPort, cfg.listenHost);
 const outboundPort = await listen(outbound.server, cfg.outboundPort, cfg.outboundHost);
 log.info({ spiffeID: creds!.spiffeID, inboundPort, outboundPort, healthPort, app: `${cfg.appHost}:${cfg.appPort}`, peers: [...cfg.peers.keys()], policyVersion: policy.version }, "enforcer listening");
 
-const trustRefresher = setInterval(() => void trust.refresh().then(() => metrics.revoked.set(trust.revokedCount)), cfg.trustRefreshMs);
+const trustRefresher = setInterval(() => void refreshOperatorTrust().then(() => trust.refresh()).then(() => metrics.revoked.set(trust.revokedCount)), cfg.trustRefreshMs);
 trustRefresher.unref();
 const refresher = setInterval(() => void policy.refresh(), cfg.refreshMs);
 refresher.unref();

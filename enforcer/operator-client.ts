@@ -1,8 +1,50 @@
-// The enforcer's calls to the operator over HTTPS, trusting only the current trust bundle:
-// conditional GETs (ETag / If-None-Match) for the bundle, revocation list and policy, and the
-// CSR POST. Tokens go in the Authorization header only and never into an error message.
+// The enforcer's calls to the operator over HTTPS, trusting only the serving CA bundle
+// (OperatorTrust: operator-ca.crt, never the workload CA that signs peers) and only a server
+// certificate for the host it dialled that carries the operator's SPIFFE ID: conditional GETs
+// (ETag / If-None-Match) for the bundle, revocation list and policy, and the CSR POST. Tokens
+// go in the Authorization header only and never into an error message.
 import https from "node:https";
+import tls, { type PeerCertificate } from "node:tls";
 import { readFile } from "node:fs/promises";
+import { pemEncode, splitPEM } from "../pki/pem.ts";
+
+/** The operator's serving certificate must carry this kind of SPIFFE ID (its ServiceAccount, tenet-operator). */
+const OPERATOR_ID = /^spiffe:\/\/[^/]+\/ns\/[a-z0-9]([-a-z0-9]*[a-z0-9])?\/sa\/tenet-operator$/;
+
+/**
+ * Why `cert` is not the operator's serving certificate for `host`, or undefined: the host name
+ * (or IP) must be in its SANs (Node's own check) and its one URI SAN must be the operator's
+ * SPIFFE ID (`expected`, or any …/ns/<ns>/sa/tenet-operator).
+ */
+export function operatorIdentityProblem(host: string, cert: PeerCertificate, expected?: string): Error | undefined {
+  const hostProblem = tls.checkServerIdentity(host, cert);
+  if (hostProblem) return hostProblem;
+  const uris = (cert.subjectaltname ?? "").split(/,\s*/).filter((s) => s.startsWith("URI:")).map((s) => s.slice(4));
+  const ok = uris.length === 1 && (expected ? uris[0] === expected : OPERATOR_ID.test(uris[0]));
+  if (!ok) return new Error(`the server's certificate is not the operator's: URI SANs [${uris.join(", ").slice(0, 300)}], expected ${expected ?? "spiffe://<trust-domain>/ns/<namespace>/sa/tenet-operator"}`);
+  return undefined;
+}
+
+/**
+ * The serving CA bundle from its file (operator-ca.crt in the trust-bundle ConfigMap volume),
+ * re-read on every refresh so a serving CA rotation reaches the enforcer; a failed read keeps
+ * the last good bundle.
+ */
+export class OperatorTrust {
+  private pem?: string;
+  constructor(readonly file: string | undefined) {}
+
+  get bundle(): string | undefined {
+    return this.pem;
+  }
+
+  async refresh(): Promise<void> {
+    if (!this.file) return;
+    const blocks = splitPEM(await readFile(this.file, "utf8"));
+    if (blocks.length === 0) throw new Error(`${this.file} holds no CERTIFICATE block`);
+    this.pem = blocks.map((b) => pemEncode("CERTIFICATE", b)).join("");
+  }
+}
 
 export interface Fetched {
   status: number;
@@ -26,6 +68,8 @@ export class OperatorClient {
     private readonly trust: () => string | undefined,
     private readonly tokenFile: string,
     private readonly timeoutMs = 10_000,
+    /** The operator's SPIFFE ID when known exactly (TENET_OPERATOR_SPIFFE_ID). */
+    private readonly operatorSpiffeID?: string,
   ) {}
 
   /** The projected token, re-read every time: the kubelet rotates the file. */
@@ -53,9 +97,9 @@ export class OperatorClient {
 
   private request(method: string, url: string, headers: Record<string, string>, body?: string): Promise<Fetched> {
     const ca = this.trust();
-    if (!ca) return Promise.reject(new OperatorError(0, "NoTrustBundle", "no trust bundle yet: cannot verify the operator"));
+    if (!ca) return Promise.reject(new OperatorError(0, "NoTrustBundle", "no serving CA bundle (operator-ca.crt) yet: cannot verify the operator"));
     return new Promise((resolve, reject) => {
-      const req = https.request(url, { method, headers, ca, agent: false, timeout: this.timeoutMs, minVersion: "TLSv1.2" }, (res) => {
+      const req = https.request(url, { method, headers, ca, agent: false, timeout: this.timeoutMs, minVersion: "TLSv1.2", checkServerIdentity: (host, cert) => operatorIdentityProblem(host, cert, this.operatorSpiffeID) }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on("data", (c: Buffer) => {

@@ -22,6 +22,8 @@ export interface OperatorConfig {
   servingDNSNames: string[];
   servingIPs: string[];
   caSecretName: string;
+  /** The serving CA's Secret: signs only the operator's own serving certificate. */
+  servingCASecretName: string;
   /** The cluster's DNS domain (the kubelet's clusterDomain): ServiceIdentity DNS names may end in <svc>.<ns>.svc.<clusterDomain>. */
   clusterDomain: string;
   caValiditySeconds: number;
@@ -82,6 +84,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorCon
     servingDNSNames: list(env.TENET_SERVING_DNS_NAMES),
     servingIPs: list(env.TENET_SERVING_IPS),
     caSecretName: env.TENET_CA_SECRET ?? "tenet-ca",
+    servingCASecretName: env.TENET_SERVING_CA_SECRET ?? "tenet-serving-ca",
     clusterDomain: (env.TENET_CLUSTER_DOMAIN || "cluster.local").replace(/^\.+|\.+$/g, ""),
     caValiditySeconds: int("TENET_CA_VALIDITY_SECONDS", 365 * 86_400),
     caRotateBeforeSeconds: int("TENET_CA_ROTATE_BEFORE_SECONDS", 30 * 86_400),

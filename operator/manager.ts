@@ -67,7 +67,7 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   // The features. Constructed without I/O, so each gets the others' objects, not late-bound closures.
   const identity = createIdentity({ kube, cfg, log, metrics, events, pods, identities });
   const server = new SecureServer(log, { host: cfg.secureHost, port: cfg.securePort, identity: servingIdentity(cfg) }, identity.servingCertificates);
-  const admission = createAdmission({ kube, cfg, log, metrics, events, namespaces, rules, scans: scans.index, trust: identity.store, server });
+  const admission = createAdmission({ kube, cfg, log, metrics, events, namespaces, rules, scans: scans.index, trust: identity.servingStore, server });
   const policyDistribution = createPolicyDistribution({ kube, log, pods, policies, jwks: { allowedHosts: cfg.jwksAllowedHosts } });
   // Rescans: registered before the informers start, so every pod and report reaches its index.
   const posture = new PostureController({ kube, cfg, log, metrics, events, pods, rules, namespaces, scans, revocations: identity.revocations });

@@ -38,7 +38,7 @@ export function createAdmission(ctx: {
   namespaces: Informer<CachedNamespace>;
   rules: Informer<RuntimeRule & TenetObject>;
   scans: ScanIndex;
-  /** The CA's trust bundle: the webhook configurations' caBundle. */
+  /** The serving CA's bundle: the webhook configurations' caBundle. */
   trust: TrustBundle;
   /** The secure server the webhooks are served on (its port, for local runs by URL). */
   server: { port(): number };

@@ -9,7 +9,8 @@
 //                               updates that do not change the spec are not sent (matchConditions)
 // kube-system and Tenet's own namespace are always exempt, by the immutable
 // kubernetes.io/metadata.name label, so a broken Tenet can always be repaired.
-// webhookConfigController (leader only) applies them, with the current trust bundle as caBundle.
+// webhookConfigController (leader only) applies them, with the serving CA's bundle as caBundle
+// (never the workload CA's: it signs names tenants choose; issue 11 item 2).
 import { isNotFound, resourcePath, type Kube } from "../../common/kube.ts";
 import type { Logger } from "../../common/logger.ts";
 import { FieldManagers, INJECT_NAMESPACE_LABEL, NAMESPACE_NAME_LABEL, OPERATOR_NAME, PART_OF_TENET, WEBHOOK_CONFIG_NAME } from "../../common/names.ts";

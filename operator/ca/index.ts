@@ -13,7 +13,7 @@ import { Controller } from "../runtime/controller.ts";
 import type { EventRecorder } from "../runtime/events.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { RuntimeMetrics } from "../runtime/metrics.ts";
-import type { CertificateSource } from "../server/index.ts";
+import { servingIdentity, type CertificateSource } from "../server/index.ts";
 import { defaultCAPolicy, type LoadedAuthorities } from "./authorities.ts";
 import { caReconciler } from "./controller.ts";
 import { caRoutes } from "./endpoint.ts";
@@ -27,9 +27,12 @@ import { CAStore } from "./store.ts";
 
 export interface IdentityFeature {
   controller: Controller;
+  /** The workload CA: signs workload certificates; its bundle is what peers trust. */
   store: CAStore;
+  /** The serving CA: signs only the operator's serving certificate; its bundle is the webhooks' caBundle and what enforcers trust for the operator. */
+  servingStore: CAStore;
   revocations: RevocationList;
-  /** The secure server's certificates, from the active CA. */
+  /** The secure server's certificates, from the active serving CA. */
   servingCertificates: CertificateSource;
   /** POST /v1/certificates, GET /v1/bundle, GET /v1/revocations. */
   routes(app: FastifyInstance): void;
@@ -60,6 +63,22 @@ export function createIdentity(ctx: {
       maxLeafTTLSeconds: cfg.maxCertTTLSeconds,
     },
   }, events);
+  // A CA of its own for the operator's HTTPS (issue 11 item 2): the workload CA signs names that
+  // tenants choose, so nothing that verifies the operator may trust it. Kept exactly like the
+  // workload CA (created once, never regenerated while it exists, rotated with overlap).
+  const serving = servingIdentity(cfg);
+  const servingStore: CAStore = new CAStore(kube, log.child({ ca: "serving" }), {
+    namespace: cfg.namespace,
+    secretName: cfg.servingCASecretName,
+    policy: {
+      ...defaultCAPolicy,
+      commonName: "Tenet Serving CA",
+      validitySeconds: cfg.caValiditySeconds,
+      rotateBeforeSeconds: cfg.caRotateBeforeSeconds,
+      propagationSeconds: cfg.caPropagationSeconds,
+      maxLeafTTLSeconds: serving.ttlSeconds,
+    },
+  }, events);
   const caMetrics = new CAMetrics(ctx.metrics.registry, () => !!store.authorities);
   const revocations = new RevocationList(kube, log, cfg.namespace);
   const issuance = new IssuanceStatus(kube, log);
@@ -69,7 +88,7 @@ export function createIdentity(ctx: {
     log: ctx.log,
     metrics: ctx.metrics,
     workers: 1,
-    reconcile: caReconciler({ kube, store, revocations, fieldManager: FieldManagers.operator }),
+    reconcile: caReconciler({ kube, store, servingStore, revocations, fieldManager: FieldManagers.operator }),
   });
   const publishBundles = () => {
     controller.enqueue(`bundle/${cfg.namespace}`);
@@ -85,11 +104,12 @@ export function createIdentity(ctx: {
   return {
     controller,
     store,
+    servingStore,
     revocations,
     servingCertificates: {
-      issue: (id) => (store.authorities ? issueServingCert(store.authorities, id) : undefined),
-      problem: () => store.error,
-      onChange: (cb) => store.onChange(() => cb()),
+      issue: (id) => (servingStore.authorities ? issueServingCert(servingStore.authorities, id) : undefined),
+      problem: () => servingStore.error,
+      onChange: (cb) => servingStore.onChange(() => cb()),
     },
     routes(app) {
       caRoutes(app, {
@@ -118,6 +138,7 @@ export function createIdentity(ctx: {
     },
     async start() {
       await store.start();
+      await servingStore.start();
       await revocations.start();
       if (store.authorities) observe(store.authorities);
       store.onChange((a) => {
@@ -125,12 +146,15 @@ export function createIdentity(ctx: {
         publishBundles();
       });
       store.onSecretChange(() => controller.enqueue("ca"));
+      servingStore.onChange(() => publishBundles());
+      servingStore.onSecretChange(() => controller.enqueue("ca"));
       controller.enqueue("ca");
       publishBundles();
     },
     async stop() {
       await issuance.stop();
       store.stop();
+      servingStore.stop();
       revocations.stop();
     },
   };

@@ -38,7 +38,7 @@ describe("admission webhooks called by the real API server", function () {
     operator = await OperatorProcess.start({ kubeconfig: await operatorKubeconfig(), namespace: "tenet-system", identity: `adm-${Date.now()}`, env: { TENET_LEASE_NAME: `lease-adm-${Date.now()}` } });
     await operator.waitForHTTPS();
     await operator.waitForLog("webhook configurations", (l) => l.msg === "webhook configurations applied");
-    trust = (await kube.get(resourcePath(Resources.configMaps, "tenet-system", "tenet-trust-bundle"))).data["ca.crt"];
+    trust = (await kube.get(resourcePath(Resources.configMaps, "tenet-system", "tenet-trust-bundle"))).data["operator-ca.crt"]; // the operator's HTTPS
   }
 
   /** The API server picks up new webhook configurations asynchronously: probe until it calls us. */
@@ -60,6 +60,23 @@ describe("admission webhooks called by the real API server", function () {
       await kube.patch(resourcePath(Resources.namespaces, undefined, ns), "merge", { metadata: { labels: { "tenet.dev/inject": "enabled" } } });
       await startOperator();
       await waitForInjection(ns);
+    });
+
+    it("registers the webhooks with the serving CA as caBundle, never the workload CA (issue 11 item 2)", async () => {
+      const cm = (await kube.get(resourcePath(Resources.configMaps, "tenet-system", "tenet-trust-bundle"))).data;
+      assert.ok(cm["operator-ca.crt"], "the serving CA bundle is published");
+      const workloadCAs = cm["ca.crt"].match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+      assert.ok(workloadCAs.length > 0);
+      for (const plural of ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"]) {
+        const cfg = await kube.get(resourcePath({ group: "admissionregistration.k8s.io", version: "v1", plural }, undefined, "tenet"));
+        assert.ok(cfg.webhooks.length > 0);
+        for (const w of cfg.webhooks) {
+          const caBundle = Buffer.from(w.clientConfig.caBundle, "base64").toString("utf8");
+          assert.equal(caBundle, cm["operator-ca.crt"], `${plural} ${w.name}: caBundle is the serving CA bundle`);
+          for (const ca of workloadCAs) assert.ok(!caBundle.includes(ca), `${plural} ${w.name}: no workload CA in caBundle`);
+        }
+      }
+      // And the API server, trusting only that, calls the webhook (waitForInjection above).
     });
 
     it("injects the enforcer as a native sidecar, with its token and trust bundle, into a pod of an opted-in namespace", async () => {

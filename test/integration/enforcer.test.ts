@@ -61,6 +61,7 @@ describe("enforcer: real operator, real CSR flow, two enforcer processes on loop
   let ns: string;
   let operator: OperatorProcess;
   let trust: string;
+  let servingTrust: string;
   let dir: string;
   const apps: Awaited<ReturnType<typeof echoApp>>[] = [];
   const spiffe = (sa: string) => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
@@ -122,6 +123,8 @@ describe("enforcer: real operator, real CSR flow, two enforcer processes on loop
     operator = await startOperator(operatorEnv);
     trust = await waitFor("the trust bundle", async () => (await kube.get(BUNDLE)).data?.["ca.crt"] as string);
     writeFileSync(path.join(dir, "ca.crt"), trust);
+    servingTrust = await waitFor("the serving CA bundle", async () => (await kube.get(BUNDLE)).data?.["operator-ca.crt"] as string);
+    writeFileSync(path.join(dir, "operator-ca.crt"), servingTrust);
     const orders = await enforcerFor("orders", "orders", "orders-0");
     const peers = JSON.stringify({ [`orders.${ns}.svc`]: { spiffeID: spiffe("orders"), address: `127.0.0.1:${orders.e.inboundPort}` }, "impostor.svc": { spiffeID: spiffe("payments"), address: `127.0.0.1:${orders.e.inboundPort}` } });
     const frontend = await enforcerFor("frontend", "frontend", "frontend-0", { TENET_PEERS: peers });
@@ -313,7 +316,7 @@ describe("enforcer: real operator, real CSR flow, two enforcer processes on loop
       const { keyPem, csrPem } = await newKeyAndCSR("hostile-test");
       const token = await podToken(kube, ns, "frontend", "frontend-0");
       const r = await new Promise<Res>((resolve, reject) => {
-        const q = https.request({ host: "127.0.0.1", port: operator.securePort, path: "/v1/certificates", method: "POST", ca: trust, headers: { "content-type": "application/json", authorization: `Bearer ${token}` } }, collect(resolve));
+        const q = https.request({ host: "127.0.0.1", port: operator.securePort, path: "/v1/certificates", method: "POST", ca: servingTrust, headers: { "content-type": "application/json", authorization: `Bearer ${token}` } }, collect(resolve));
         q.on("error", reject);
         q.end(JSON.stringify({ csr: csrPem }));
       });
@@ -326,6 +329,8 @@ describe("enforcer: real operator, real CSR flow, two enforcer processes on loop
     operator = await startOperator();
     trust = await waitFor("the trust bundle", async () => (await kube.get(BUNDLE)).data?.["ca.crt"] as string);
     writeFileSync(path.join(dir, "ca.crt"), trust);
+    servingTrust = await waitFor("the serving CA bundle", async () => (await kube.get(BUNDLE)).data?.["operator-ca.crt"] as string);
+    writeFileSync(path.join(dir, "operator-ca.crt"), servingTrust);
     const { e } = await enforcerFor("orders", "orders", "orders-0", { TENET_HEADERS_TIMEOUT_MS: "1000", TENET_REQUEST_TIMEOUT_MS: "2000" });
     // Expired: a certificate signed by a CA the enforcer trusts, but past notAfter. The test makes
     // its own CA and adds it to the bundle file the enforcer reads.

@@ -2,6 +2,7 @@ import { strict as assert } from "node:assert";
 import crypto from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import tls from "node:tls";
 import { SignJWT } from "jose";
 import { resourcePath, Resources, type Kube } from "../../common/kube.ts";
 import { readCertIdentity } from "../../pki/certificate.ts";
@@ -21,17 +22,23 @@ async function bundle(kube: Kube): Promise<string> {
   return waitFor("the trust bundle ConfigMap", async () => (await kube.get(BUNDLE)).data?.["ca.crt"] as string);
 }
 
+/** The serving CA bundle: what verifies the operator's HTTPS. */
+async function servingBundle(kube: Kube): Promise<string> {
+  return waitFor("the serving CA bundle in the ConfigMap", async () => (await kube.get(BUNDLE)).data?.["operator-ca.crt"] as string);
+}
+
 describe("workload identity: CA, CSR endpoint, certificates (real API server, operator process)", function () {
   this.timeout(120_000);
   let kube: Kube;
   let ns: string;
   let operator: OperatorProcess;
   let trust: string;
+  let serving: string;
 
   const post = (body: unknown, token?: string, extra: Record<string, string> = {}) =>
     httpsRequest(`https://127.0.0.1:${operator.securePort}/v1/certificates`, {
       method: "POST",
-      ca: trust,
+      ca: serving,
       headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}), ...extra },
       body: typeof body === "string" ? body : JSON.stringify(body),
     });
@@ -48,6 +55,7 @@ describe("workload identity: CA, CSR endpoint, certificates (real API server, op
     ns = await newNamespace("id", ["orders", "stranger"]);
     operator = await startOperator("op");
     trust = await bundle(kube);
+    serving = await servingBundle(kube);
     await createObject(kube, tenet("ServiceIdentity", ns, "orders", { selector: { matchLabels: { app: "orders" } }, attributes: { team: "payments" }, certificate: { ttl: "1h", renewBefore: "20m", dnsNames: [`orders.${ns}.svc`] } }));
     const p = pod("orders-0", { app: "orders", "app.kubernetes.io/version": "1.4.2", tier: "backend" }, "orders", "ghcr.io/acme/orders@sha256:" + "a".repeat(64));
     (p.metadata as any).annotations = { "tenet.dev/commit": "9f1c2ab" };
@@ -111,6 +119,23 @@ describe("workload identity: CA, CSR endpoint, certificates (real API server, op
     });
     assert.ok(Date.parse(si.status.lastIssued) > Date.now() - 60_000);
     assert.equal(await operator.metricSum("tenet_ca_certificates_issued_total", `namespace="${ns}"`), 1);
+  });
+
+  it("serves its HTTPS with a certificate from the serving CA, which the workload CA does not verify (issue 11 item 2)", async () => {
+    const peer = await new Promise<string>((resolve, reject) => {
+      const sock = tls.connect({ host: "127.0.0.1", port: operator.securePort, ca: serving, servername: "tenet-operator.tenet-system.svc" }, () => {
+        const der = sock.getPeerCertificate().raw;
+        sock.end();
+        resolve(`-----BEGIN CERTIFICATE-----\n${der.toString("base64")}\n-----END CERTIFICATE-----\n`);
+      });
+      sock.on("error", reject);
+    });
+    assert.equal(verifyChain(peer, serving).ok, true, "the serving certificate chains to the serving CA");
+    assert.equal(verifyChain(peer, trust).ok, false, "and not to the workload CA");
+    assert.equal(readCertIdentity(peer).spiffeID, "spiffe://cluster.local/ns/tenet-system/sa/tenet-operator");
+    const secret = await kube.get(resourcePath(Resources.secrets, "tenet-system", "tenet-serving-ca"));
+    assert.ok(secret.data["state.json"], "the serving CA is kept in its own Secret");
+    await assert.rejects(httpsRequest(`https://127.0.0.1:${operator.securePort}/v1/bundle`, { ca: trust }), /certificate/i);
   });
 
   it("refuses a certificate for a ServiceIdentity that lists Tenet's own Service or another namespace's name, with a 4xx naming the field (issue 11 item 2)", async () => {
@@ -266,22 +291,22 @@ describe("workload identity: CA, CSR endpoint, certificates (real API server, op
     const token = await podToken(kube, ns, "orders", "orders-0");
     const auth = { authorization: `Bearer ${token}` };
     // Hostile callers: no token, a token for another audience, garbage, a malformed since.
-    assert.equal((await httpsRequest(url, { ca: trust })).status, 401, "no token");
-    assert.equal((await httpsRequest(url, { ca: trust, headers: { authorization: `Bearer ${await podToken(kube, ns, "orders", "orders-0", "other")}` } })).status, 401, "a token for another audience");
-    assert.equal((await httpsRequest(url, { ca: trust, headers: { authorization: "Bearer abc.def.ghi" } })).status, 401, "a forged token");
-    const bad = await httpsRequest(`${url}?since=1..2`, { ca: trust, headers: auth });
+    assert.equal((await httpsRequest(url, { ca: serving })).status, 401, "no token");
+    assert.equal((await httpsRequest(url, { ca: serving, headers: { authorization: `Bearer ${await podToken(kube, ns, "orders", "orders-0", "other")}` } })).status, 401, "a token for another audience");
+    assert.equal((await httpsRequest(url, { ca: serving, headers: { authorization: "Bearer abc.def.ghi" } })).status, 401, "a forged token");
+    const bad = await httpsRequest(`${url}?since=1..2`, { ca: serving, headers: auth });
     assert.equal(bad.status, 400);
     assert.equal(bad.json.error.reason, "BadSince");
-    const first = await httpsRequest(url, { ca: trust, headers: auth });
+    const first = await httpsRequest(url, { ca: serving, headers: auth });
     assert.equal(first.status, 200);
     const etag = first.headers.etag as string;
-    assert.equal((await httpsRequest(url, { ca: trust, headers: { ...auth, "if-none-match": etag } })).status, 304);
+    assert.equal((await httpsRequest(url, { ca: serving, headers: { ...auth, "if-none-match": etag } })).status, 304);
     await revokeSerials(kube, [
       { serial: "0abc", notAfter: new Date(Date.now() + 3600_000).toISOString(), reason: "Quarantined" },
       { serial: "0def", notAfter: new Date(Date.now() - 1000).toISOString(), reason: "Quarantined" },
     ]);
     const updated = await waitFor("the new list to be served", async () => {
-      const r = await httpsRequest(url, { ca: trust, headers: { ...auth, "if-none-match": etag } });
+      const r = await httpsRequest(url, { ca: serving, headers: { ...auth, "if-none-match": etag } });
       return r.status === 200 ? r : undefined;
     });
     assert.notEqual(updated.headers.etag, etag);
@@ -311,7 +336,7 @@ describe("workload identity: CA, CSR endpoint, certificates (real API server, op
       assert.ok(JSON.stringify(cm).length < 512 * 1024, `shard ${i}: ${JSON.stringify(cm).length} bytes`);
     }
     const full = await waitFor("all 10,000 served", async () => {
-      const r = await httpsRequest(url, { ca: trust, headers: auth });
+      const r = await httpsRequest(url, { ca: serving, headers: auth });
       const served = new Set<string>(r.json.serials);
       return r.status === 200 && mass.every((e) => served.has(e.serial)) ? r : undefined;
     }, 60_000, 500);
@@ -322,18 +347,18 @@ describe("workload identity: CA, CSR endpoint, certificates (real API server, op
     const more = [0, 1, 2].map((i) => ({ serial: serialOf(20_000 + i), notAfter, reason: "Quarantined" }));
     await revokeSerials(kube, more);
     const delta = await waitFor("the delta", async () => {
-      const r = await httpsRequest(`${url}?since=${version}`, { ca: trust, headers: { ...auth, "if-none-match": `"${version}"` } });
+      const r = await httpsRequest(`${url}?since=${version}`, { ca: serving, headers: { ...auth, "if-none-match": `"${version}"` } });
       return r.status === 200 ? r : undefined;
     });
     assert.equal(delta.json.full, false);
     assert.deepEqual([...delta.json.added].sort(), more.map((e) => e.serial).sort());
     assert.deepEqual(delta.json.removed, []);
     assert.ok(delta.body.length < 1024, `a delta is small: ${delta.body.length} bytes`);
-    assert.equal((await httpsRequest(`${url}?since=${delta.json.version}`, { ca: trust, headers: { ...auth, "if-none-match": `"${delta.json.version}"` } })).status, 304, "nothing changed since");
+    assert.equal((await httpsRequest(`${url}?since=${delta.json.version}`, { ca: serving, headers: { ...auth, "if-none-match": `"${delta.json.version}"` } })).status, 304, "nothing changed since");
     // Cleanup (the list is shared by the tier): the mass entries expire; the delta says they left.
     await pruneRevocations(kube, new Date(Date.now() + 3 * 3600_000));
     const after = await waitFor("the removal delta", async () => {
-      const r = await httpsRequest(`${url}?since=${delta.json.version}`, { ca: trust, headers: auth });
+      const r = await httpsRequest(`${url}?since=${delta.json.version}`, { ca: serving, headers: auth });
       return r.status === 200 && r.json.removed.length >= 10_003 ? r : undefined;
     }, 60_000, 500);
     assert.equal(after.json.full, false);

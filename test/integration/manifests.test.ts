@@ -42,7 +42,7 @@ describe("manifests/ (kustomize base)", function () {
     assert.ok(c.livenessProbe && c.readinessProbe && c.resources.requests && c.resources.limits);
   });
 
-  it("grants no wildcard verbs or resources, and reads only its own CA Secret", async () => {
+  it("grants no wildcard verbs or resources, and reads only its own two CA Secrets", async () => {
     const { kubectl } = await cluster();
     const { stdout } = await kubectl(["kustomize", path.join(repoRoot, "manifests")]);
     const { parseAllDocuments } = await import("yaml");
@@ -54,7 +54,7 @@ describe("manifests/ (kustomize base)", function () {
         if (rule.resources.includes("secrets")) {
           assert.equal(role.kind, "Role", "Secrets only in Tenet's own namespace");
           const reads = rule.verbs.filter((v: string) => v !== "create");
-          if (reads.length) assert.deepEqual(rule.resourceNames, ["tenet-ca"], "reads and writes only the CA Secret");
+          if (reads.length) assert.deepEqual(rule.resourceNames, ["tenet-ca", "tenet-serving-ca"], "reads and writes only the two CA Secrets (workload, serving)");
         }
       }
     }

@@ -37,7 +37,7 @@ describe("APIPolicy distribution: GET /v1/policy (real API server, operator proc
     ns = await newNamespace("pol", ["orders"]);
     operator = await OperatorProcess.start({ kubeconfig: await operatorKubeconfig(), namespace: "tenet-system", identity: `op-${ns}`, env: { TENET_LEASE_NAME: `lease-${ns}` } });
     await operator.waitForHTTPS();
-    trust = await waitFor("the trust bundle ConfigMap", async () => (await kube.get(BUNDLE)).data?.["ca.crt"] as string);
+    trust = await waitFor("the trust bundle ConfigMap", async () => (await kube.get(BUNDLE)).data?.["operator-ca.crt"] as string);
     await kube.create(resourcePath(Resources.pods, ns), pod("orders-0", { app: "orders" }, "orders"));
     await kube.create(resourcePath(Resources.pods, ns), pod("orders-1", { app: "orders" }, "orders"));
     await kube.create(resourcePath(Resources.pods, ns), pod("other-0", { app: "other" }, "orders"));

@@ -74,7 +74,7 @@ describe("posture: rescans, labels, quarantine, revocation and release (real API
 
     // A certificate through the real CSR flow; its serial is recorded on the pod.
     await operator.waitForLog("webhooks applied", (l) => l.msg === "webhook configurations applied");
-    const trust = (await kube.get(resourcePath(Resources.configMaps, "tenet-system", "tenet-trust-bundle"))).data["ca.crt"];
+    const trust = (await kube.get(resourcePath(Resources.configMaps, "tenet-system", "tenet-trust-bundle"))).data["operator-ca.crt"]; // the operator's HTTPS
     const token = await podToken(kube, ns, "orders", "orders-0");
     const post = async () =>
       httpsRequest(`https://127.0.0.1:${operator.securePort}/v1/certificates`, {
