@@ -1,6 +1,6 @@
 // Operator settings, from the environment (the Deployment sets them; defaults suit a cluster).
 import os from "node:os";
-import type { InjectionConfig } from "./admission/inject.ts";
+import type { InjectionConfig } from "../admission/inject.ts";
 import { DEFAULT_ENFORCER_IMAGE } from "./enforcer-image.ts";
 
 export interface OperatorConfig {
