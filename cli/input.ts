@@ -11,6 +11,7 @@ import { ADMISSION_KINDS } from "../admission/review.ts";
 import { TRIVY_REPORT_LABEL } from "../common/names.ts";
 import { podSpecOf } from "../policy/admission.ts";
 import { fromTrivyJSON, fromVulnerabilityReport } from "../scans/parse.ts";
+import { applyDefaults } from "./defaults.ts";
 import { ScanParseError, type ScanRecord } from "../scans/records.ts";
 
 /** Bounds on what one run reads: a pipeline's rendered manifests fit many times over; a flood does not. */
@@ -290,6 +291,7 @@ function classify(value: unknown, origin: Origin, opts: ReadOptions, out: Inputs
     return remember(key, located, out, seen, () => out.workloads.push(located));
   }
   if (isTenet) {
+    applyDefaults(kind, value); // as the API server stores it, so as the webhook judges it
     const list = kind === "RuntimeRule" ? out.rules : kind === "APIPolicy" ? out.apiPolicies : out.identities;
     return remember(key, located, out, seen, () => list.push(located));
   }

@@ -55,11 +55,11 @@ export function formatJUnit(r: CheckReport, v: Verdict, opts: { failOnWarn: bool
   opts.errors.forEach((e, i) => {
     cases.push(`    <testcase classname="tenet.input" name="input ${i + 1}" time="0">\n      <error message="${xmlEscape(e)}" type="InputError">${xmlEscape(e)}</error>\n    </testcase>`);
   });
-  const counts = `tests="${cases.length}" failures="${failures}" errors="${opts.errors.length}" skipped="${skipped}"`;
+  const counts = `tests="${cases.length}" failures="${failures}" errors="${opts.errors.length}"`;
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,
     `<testsuites name="tenet check" ${counts} time="0">`,
-    `  <testsuite name="tenet check" ${counts} time="0" timestamp="${r.checkedAt.replace(/\.\d+Z$/, "")}" hostname="localhost">`,
+    `  <testsuite name="tenet check" ${counts} skipped="${skipped}" time="0" timestamp="${r.checkedAt.replace(/\.\d+Z$/, "")}" hostname="localhost">`,
     `    <properties>\n      <property name="exitCode" value="${v.code}"/>\n      <property name="why" value="${xmlEscape(v.why)}"/>\n    </properties>`,
     ...cases,
     `  </testsuite>`,
