@@ -7,6 +7,7 @@ FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY admission ./admission
 COPY cli ./cli
 COPY common ./common
 COPY crds ./crds

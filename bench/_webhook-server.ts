@@ -15,8 +15,8 @@ import { fromVulnerabilityReport } from "../scans/parse.ts";
 import { ScanIndex } from "../scans/scan-index.ts";
 import type { RuleRef } from "../policy/vulnerabilities.ts";
 import { AdmissionMetrics, admissionRoute } from "../operator/admission/transport.ts";
-import { mutate } from "../operator/admission/handlers/mutate.ts";
-import { validate } from "../operator/admission/handlers/validate.ts";
+import { mutate } from "../admission/mutate.ts";
+import { validate } from "../admission/validate.ts";
 import { BENCH_NAMESPACE, REPORTS, RULES, vulnerabilityReport } from "./_webhook-data.ts";
 import crypto from "node:crypto";
 

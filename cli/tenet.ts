@@ -1,15 +1,25 @@
-// `tenet` — the command line for people operating Tenet. For now one command:
-//   tenet inspect cert <file | -> [--json]
-// prints what a workload certificate says (SPIFFE ID, SANs, identity attributes, serial, issuer,
-// validity) and which X509-SVID rules it breaks. `npm run tenet -- inspect cert cert.pem`.
+#!/usr/bin/env node
+// `tenet` — the command line for pipelines and people operating Tenet (docs/cli.md):
+//   tenet check [FILE | DIR | -]...   judges manifests offline with the admission webhooks' code
+//   tenet check api …                 may identity X call METHOD PATH on workload Y?
+//   tenet inspect cert <file | ->     what a workload certificate says (SPIFFE ID, SANs, identity
+//                                     attributes, serial, issuer, validity, X509-SVID violations)
 import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { readCertIdentity, type CertIdentity } from "../pki/certificate.ts";
 import { splitPEM } from "../pki/pem.ts";
 import { svidViolations } from "../pki/svid.ts";
+import { runCheck, type CheckDeps } from "./check-command.ts";
+import { fsReadDeps } from "./input.ts";
 
-export const USAGE = `usage: tenet inspect cert <file | -> [--json]
+export const USAGE = `usage: tenet check [FILE | DIR | -]... [flags]     (tenet check --help)
+       tenet check api --as ID METHOD PATH --workload NS/NAME -f FILE...
+       tenet inspect cert <file | -> [--json]
+
+  check          judge workloads as Tenet's admission webhooks would (exit 0 admitted,
+                 1 denied, 2 bad input, 3 warnings with --fail-on-warn, 4 nothing matched)
+  check api      decide one API call as the workload's enforcer would
 
   inspect cert   show the SPIFFE ID, SANs, identity attributes, serial, issuer, validity and
                  X509-SVID rule violations of a certificate (PEM or DER; "-" reads stdin;
@@ -147,6 +157,24 @@ export function run(argv: string[], deps: CLIDeps = defaultDeps): number {
   return 0;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  process.exitCode = run(process.argv.slice(2));
+/** Every command; `check` is asynchronous (JWT signing, the metadata guard). */
+export async function main(argv: string[], deps: CLIDeps & Partial<CheckDeps> = defaultDeps): Promise<number> {
+  if (argv[0] === "check") return runCheck(argv.slice(1), { ...fsReadDeps, env: process.env, ...deps }, VERSION);
+  return run(argv, deps);
+}
+
+/** The version `tenet` reports (SARIF tool.driver.version); the operator's injector version reads the same variable. */
+const VERSION = process.env.TENET_VERSION ?? "0.1.0";
+
+// Run as a program (`tenet`, `node build/cli/tenet.js`, `tsx cli/tenet.ts`), also through the
+// package bin's symlink: compare real paths.
+const invoked = process.argv[1] && fs.existsSync(process.argv[1]) ? fs.realpathSync(process.argv[1]) : undefined;
+if (invoked && import.meta.url === pathToFileURL(invoked).href) {
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (err) => {
+      process.stderr.write(`tenet: internal error: ${(err as Error)?.stack ?? err}\n`);
+      process.exitCode = 2;
+    },
+  );
 }

@@ -1,4 +1,4 @@
-// Enforcer settings from the environment. The names are the ones operator/admission/inject.ts sets on the
+// Enforcer settings from the environment. The names are the ones admission/inject.ts sets on the
 // sidecar (TENET_CA_ENDPOINT, TENET_TOKEN_FILE, TENET_BUNDLE_FILE, TENET_OPERATOR_BUNDLE_FILE, TENET_REVOCATIONS_URL,
 // TENET_*_PORT, POD_*); the rest have defaults that suit a pod. Every bad value is refused at
 // start with a message naming the variable.

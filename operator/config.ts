@@ -1,7 +1,7 @@
 // Operator settings, from the environment (the Deployment sets them; defaults suit a cluster).
 import os from "node:os";
-import type { InjectionConfig } from "./admission/inject.ts";
-import { DEFAULT_ENFORCER_IMAGE } from "./enforcer-image.ts";
+import type { InjectionConfig } from "../admission/inject.ts";
+import { injectionConfigFromEnv } from "../admission/injection-config.ts";
 
 export interface OperatorConfig {
   namespace: string;
@@ -97,21 +97,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorCon
       .split(",")
       .map((u) => u.trim())
       .filter(Boolean),
-    injection: {
-      // Resolved at start-up (operator/enforcer-image.ts): it follows the operator's own image.
-      image: env.TENET_ENFORCER_IMAGE ?? DEFAULT_ENFORCER_IMAGE,
-      args: [],
-      caEndpoint: env.TENET_CA_ENDPOINT ?? `https://tenet-operator.${env.TENET_NAMESPACE ?? env.POD_NAMESPACE ?? "tenet-system"}.svc:443`,
-      inboundPort: int("TENET_ENFORCER_INBOUND_PORT", 15443),
-      outboundPort: int("TENET_ENFORCER_OUTBOUND_PORT", 15001),
-      healthPort: int("TENET_ENFORCER_HEALTH_PORT", 15021),
-      resources: {
-        requests: { cpu: env.TENET_ENFORCER_CPU_REQUEST ?? "50m", memory: env.TENET_ENFORCER_MEMORY_REQUEST ?? "64Mi" },
-        limits: { memory: env.TENET_ENFORCER_MEMORY_LIMIT ?? "256Mi" },
-      },
-      tokenExpirationSeconds: int("TENET_ENFORCER_TOKEN_SECONDS", 3600),
-      version: env.TENET_VERSION ?? "0.1.0",
-    },
+    // The image is resolved at start-up (operator/enforcer-image.ts): it follows the operator's own image.
+    injection: injectionConfigFromEnv(env, env.TENET_NAMESPACE ?? env.POD_NAMESPACE ?? "tenet-system"),
     rescanSchedule: env.TENET_RESCAN_SCHEDULE || "0 * * * *",
     postureWorkers: int("TENET_POSTURE_WORKERS", 8),
     rescanProgressEvery: int("TENET_RESCAN_PROGRESS_EVERY", 1000),

@@ -4,7 +4,9 @@
 // registry, path and tag. TENET_ENFORCER_IMAGE, when set, wins.
 import { isNotFound, type Kube } from "../common/kube.ts";
 
-export const DEFAULT_ENFORCER_IMAGE = "tenet.local/tenet-enforcer:dev";
+import { DEFAULT_ENFORCER_IMAGE } from "../admission/injection-config.ts";
+
+export { DEFAULT_ENFORCER_IMAGE };
 const OPERATOR_REPO = "tenet-operator";
 const ENFORCER_REPO = "tenet-enforcer";
 

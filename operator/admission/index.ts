@@ -16,9 +16,9 @@ import type { Controller } from "../runtime/controller.ts";
 import type { EventRecorder } from "../runtime/events.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { RuntimeMetrics } from "../runtime/metrics.ts";
-import { mutate } from "./handlers/mutate.ts";
-import { validate } from "./handlers/validate.ts";
-import { protectTenetMetadata, releaseReview } from "./handlers/protect.ts";
+import { mutate } from "../../admission/mutate.ts";
+import { validate } from "../../admission/validate.ts";
+import { protectTenetMetadata, releaseReview } from "../../admission/protect.ts";
 import { AdmissionMetrics, admissionRoute } from "./transport.ts";
 import { webhookConfigController, type TrustBundle } from "./webhook-config.ts";
 

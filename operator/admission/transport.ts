@@ -7,42 +7,14 @@ import type { FastifyInstance } from "fastify";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { BoundedLabel, clip, clipList, oneOf } from "../../common/bounded.ts";
 import type { Logger } from "../../common/logger.ts";
+import { ADMISSION_KINDS, type AdmissionHandler, type AdmissionRequest, type AdmissionResult } from "../../admission/review.ts";
 
-export interface AdmissionRequest {
-  uid: string;
-  kind: { group: string; version: string; kind: string };
-  resource: { group: string; version: string; resource: string };
-  subResource?: string;
-  name?: string;
-  namespace?: string;
-  operation: "CREATE" | "UPDATE" | "DELETE" | "CONNECT";
-  userInfo?: { username?: string; groups?: string[] };
-  object?: any;
-  oldObject?: any;
-  dryRun?: boolean;
-}
-
-export interface AdmissionResult {
-  allowed: boolean;
-  /** Shown to the user when denied. */
-  message?: string;
-  /** Machine-readable reason, for metrics and logs. */
-  reason: string;
-  patch?: unknown[];
-  warnings?: string[];
-}
-
-export type AdmissionHandler = (req: AdmissionRequest) => AdmissionResult | Promise<AdmissionResult>;
+// The request and result types live with the handlers (admission/review.ts), shared with `tenet check`.
+export type { AdmissionHandler, AdmissionRequest, AdmissionResult } from "../../admission/review.ts";
+export { ADMISSION_KINDS } from "../../admission/review.ts";
 
 /** The largest AdmissionReview we accept: a pod with big annotations fits; a flood does not. */
 export const ADMISSION_BODY_LIMIT = 3 * 1024 * 1024;
-
-/**
- * The kinds the webhook configurations send (operator/admission/webhook-config.ts); any other
- * request.kind.kind — which an unauthenticated caller of the port can set to anything — is
- * counted as "other", so the label set of tenet_admission_requests_total stays finite.
- */
-export const ADMISSION_KINDS: ReadonlySet<string> = new Set(["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"]);
 
 export class AdmissionMetrics {
   readonly requests: Counter;

@@ -15,7 +15,7 @@ import { isNotFound, resourcePath, type Kube } from "../../common/kube.ts";
 import type { Logger } from "../../common/logger.ts";
 import { FieldManagers, INJECT_NAMESPACE_LABEL, NAMESPACE_NAME_LABEL, OPERATOR_NAME, PART_OF_TENET, WEBHOOK_CONFIG_NAME } from "../../common/names.ts";
 import type { OperatorConfig } from "../config.ts";
-import { GUARDED_ANNOTATIONS, GUARDED_LABELS } from "./handlers/protect.ts";
+import { GUARDED_ANNOTATIONS, GUARDED_LABELS } from "../../admission/protect.ts";
 import { Controller } from "../runtime/controller.ts";
 import type { RuntimeMetrics } from "../runtime/metrics.ts";
 
@@ -78,7 +78,7 @@ export function desiredWebhookConfigurations(ep: WebhookEndpoint, tenetNamespace
         namespaceSelector: { matchExpressions: [exempt] },
         // Updates that leave the spec alone (labels, annotations) are not sent at all: they cannot
         // change a decision, and they keep working while Tenet is down — unless they touch the
-        // labels and annotations Tenet's quarantine rests on (handlers/protect.ts).
+        // labels and annotations Tenet's quarantine rests on (admission/protect.ts).
         matchConditions: [{ name: "spec-or-tenet-metadata-changed", expression: specOrTenetMetadataChanged() }],
         ...common,
       },

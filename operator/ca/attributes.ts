@@ -3,7 +3,7 @@
 import type { ServiceIdentity } from "../../crds/types.gen.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import { COMMIT_LABEL, ENFORCER_CONTAINER, POSTURE_LABEL, TIER_LABEL } from "../../common/names.ts";
-import { isTenetEnforcer, type InjectionConfig } from "../admission/inject.ts";
+import { isTenetEnforcer, type InjectionConfig } from "../../admission/inject.ts";
 
 //
 // Attributes policies select on must come from what Tenet established, never from what the pod's

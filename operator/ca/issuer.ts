@@ -12,7 +12,7 @@ import { selectsPod } from "../controllers/serviceidentity.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { TenetObject } from "../../common/objects.ts";
 import { durationSeconds, identityAttributes } from "./attributes.ts";
-import type { InjectionConfig } from "../admission/inject.ts";
+import type { InjectionConfig } from "../../admission/inject.ts";
 import type { LoadedAuthorities } from "./authorities.ts";
 import { issueLeaf, LeafRequestError } from "./leaf.ts";
 import { CSRError, parseCSR } from "../../pki/csr.ts";

@@ -2,7 +2,7 @@
 // stays a small multiple of the fields it uses.
 import type { KubeObject } from "../../common/objects.ts";
 import { FieldManagers, POSTURE_LABEL, ENFORCER_CONTAINER } from "../../common/names.ts";
-import { enforcerFingerprint, InjectionError, resolveAppPort } from "../admission/inject.ts";
+import { enforcerFingerprint, InjectionError, resolveAppPort } from "../../admission/inject.ts";
 
 export interface CachedPod extends KubeObject {
   metadata: {
@@ -19,7 +19,7 @@ export interface CachedPod extends KubeObject {
   /** The pod-spec fields the pod-security checks read (policy/podsecurity.ts), for rescans. */
   security: SecuritySpec;
   /** The init container named tenet-enforcer, if any: its fingerprint (security-relevant fields,
-   * operator/admission/inject.ts) and the app port injection would give it. Only when it equals
+   * admission/inject.ts) and the app port injection would give it. Only when it equals
    * what Tenet injects is it left out of judgement and of the identity's image attribute. */
   enforcer?: { fingerprint: string; appPort: number };
   /** The tenet.dev/posture label was last written by Tenet's posture controller (managedFields,

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { evaluatePod } from "../../policy/admission.ts";
 import type { ScanIndex } from "../../scans/scan-index.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
-import { EXEMPT_NAMESPACES, isTenetEnforcer, shouldInject, type InjectionConfig } from "../admission/inject.ts";
+import { EXEMPT_NAMESPACES, isTenetEnforcer, shouldInject, type InjectionConfig } from "../../admission/inject.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import { ENFORCER_CONTAINER, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
 

@@ -1,5 +1,5 @@
 // The injection configuration unit tests inject with (the operator's defaults, local images).
-import type { InjectionConfig } from "../../operator/admission/inject.ts";
+import type { InjectionConfig } from "../../admission/inject.ts";
 
 export const testInjectionConfig: InjectionConfig = {
   image: "tenet.local/tenet-enforcer:dev",

@@ -20,8 +20,8 @@ import { fromTrivyJSON, fromVulnerabilityReport } from "../../scans/parse.ts";
 import { SUMMARY_ONLY_ID, type ScanRecord, type Severity } from "../../scans/records.ts";
 import { ScanIndex } from "../../scans/scan-index.ts";
 import { evaluateImage } from "../../policy/vulnerabilities.ts";
-import { injectPod, type InjectionConfig } from "../../operator/admission/inject.ts";
-import { applyPatch, jsonPatch } from "../../operator/admission/patch.ts";
+import { injectPod, type InjectionConfig } from "../../admission/inject.ts";
+import { applyPatch, jsonPatch } from "../../admission/patch.ts";
 import { fixturePath, upstreamSamplesPresent, UPSTREAM_SAMPLES } from "../harness/fixtures.ts";
 import { testInjectionConfig } from "../harness/injection.ts";
 

@@ -4,9 +4,9 @@
 import { strict as assert } from "node:assert";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { InjectionError, injectPod, PEERS_ANNOTATION, shouldInject, type InjectDecision, type InjectionConfig } from "../../operator/admission/inject.ts";
+import { InjectionError, injectPod, PEERS_ANNOTATION, shouldInject, type InjectDecision, type InjectionConfig } from "../../admission/inject.ts";
 import { ENFORCER_CONTAINER } from "../../common/names.ts";
-import { applyPatch, jsonPatch, PatchError, type Operation } from "../../operator/admission/patch.ts";
+import { applyPatch, jsonPatch, PatchError, type Operation } from "../../admission/patch.ts";
 import { testInjectionConfig } from "../harness/injection.ts";
 
 const GOLDEN_DIR = path.resolve(import.meta.dirname, "../golden/inject");

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import type { RuntimeRuleSpec } from "../../crds/types.gen.ts";
 import { toCachedPod } from "../../operator/cache/pods.ts";
-import { injectPod } from "../../operator/admission/inject.ts";
+import { injectPod } from "../../admission/inject.ts";
 import { planPosture, type PosturePlan } from "../../operator/posture/evaluate.ts";
 import { parseImage } from "../../common/images.ts";
 import { ScanIndex } from "../../scans/scan-index.ts";

@@ -1,8 +1,8 @@
 // Issue 11 item 4 (a, b): the pod metadata Tenet's quarantine rests on, guarded by the validating webhook.
 import { strict as assert } from "node:assert";
-import { protectTenetMetadata, releaseReview } from "../../operator/admission/handlers/protect.ts";
+import { protectTenetMetadata, releaseReview } from "../../admission/protect.ts";
 import { desiredWebhookConfigurations } from "../../operator/admission/webhook-config.ts";
-import type { AdmissionRequest } from "../../operator/admission/transport.ts";
+import type { AdmissionRequest } from "../../admission/review.ts";
 import { toCachedPod } from "../../operator/cache/pods.ts";
 import { planPosture } from "../../operator/posture/evaluate.ts";
 import { parseImage } from "../../common/images.ts";

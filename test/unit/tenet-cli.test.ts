@@ -94,7 +94,7 @@ describe("tenet inspect cert", () => {
     ["exits 1 on a file with no certificate in it", ["inspect", "cert", "key.pem"], { "key.pem": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" }, 1, /key\.pem holds no readable certificate: no CERTIFICATE PEM block \(found PRIVATE KEY\)/],
     ["exits 1 on text that is neither PEM nor DER", ["inspect", "cert", "notes.txt"], { "notes.txt": "hello" }, 1, /neither PEM .* nor DER/],
     ["exits 1 on an empty stdin", ["inspect", "cert", "-"], { "-": "" }, 1, /\(stdin\) holds no readable certificate: it is empty/],
-    ["exits 2 with usage on an unknown command", ["inspect", "key", "x"], {}, 2, /^usage: tenet inspect cert/m],
+    ["exits 2 with usage on an unknown command", ["inspect", "key", "x"], {}, 2, /^ +tenet inspect cert <file \| -> \[--json\]$/m],
     ["exits 2 on an unknown option", ["inspect", "cert", "x", "--yaml"], {}, 2, /unknown option --yaml/],
   ];
   for (const [name, argv, files, code, message] of failures) {

@@ -1,16 +1,16 @@
 // Issue 11, items 1 and 3: only the exact enforcer Tenet injects is left out of judgement and of
 // the identity's image attribute; the posture attribute comes only from what Tenet established.
 import { strict as assert } from "node:assert";
-import { injectPod, withoutEnforcer, type InjectionConfig } from "../../operator/admission/inject.ts";
-import { mutate } from "../../operator/admission/handlers/mutate.ts";
-import { validate } from "../../operator/admission/handlers/validate.ts";
-import type { AdmissionRequest } from "../../operator/admission/transport.ts";
+import { injectPod, withoutEnforcer, type InjectionConfig } from "../../admission/inject.ts";
+import { mutate } from "../../admission/mutate.ts";
+import { validate } from "../../admission/validate.ts";
+import type { AdmissionRequest } from "../../admission/review.ts";
 import { identityAttributes } from "../../operator/ca/attributes.ts";
 import { toCachedPod } from "../../operator/cache/pods.ts";
 import { planPosture } from "../../operator/posture/evaluate.ts";
 import { ScanIndex } from "../../scans/scan-index.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
-import { applyPatch } from "../../operator/admission/patch.ts";
+import { applyPatch } from "../../admission/patch.ts";
 import { testInjectionConfig } from "../harness/injection.ts";
 
 const cfg: InjectionConfig = testInjectionConfig;

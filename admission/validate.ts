@@ -2,11 +2,11 @@
 // for the pod templates of workloads, from in-memory caches only. Audit rules and warn
 // decisions admit with warnings; enforce rules deny with every violation in one message.
 import { isDeepStrictEqual } from "node:util";
-import type { AdmissionRequest, AdmissionResult } from "../transport.ts";
-import { evaluatePod, podSpecOf, type AdmissionVerdict } from "../../../policy/admission.ts";
-import type { ScanIndex } from "../../../scans/scan-index.ts";
-import type { RuleRef } from "../../../policy/vulnerabilities.ts";
-import { withoutEnforcer, type InjectionConfig } from "../inject.ts";
+import type { AdmissionRequest, AdmissionResult } from "./review.ts";
+import { evaluatePod, podSpecOf, type AdmissionVerdict } from "../policy/admission.ts";
+import type { ScanIndex } from "../scans/scan-index.ts";
+import type { RuleRef } from "../policy/vulnerabilities.ts";
+import { withoutEnforcer, type InjectionConfig } from "./inject.ts";
 
 export interface ValidateDeps {
   rules: (namespace: string) => RuleRef[];

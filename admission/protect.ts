@@ -11,8 +11,8 @@
 //     requesting user. Removing it is always allowed.
 // Pods only; CREATE and UPDATE. The ValidatingWebhookConfiguration sends metadata-only updates
 // when they touch one of these keys (webhook-config.ts).
-import type { AdmissionRequest, AdmissionResult } from "../transport.ts";
-import { CERTIFICATES_ANNOTATION, DETAIL_ANNOTATION, POSTURE_LABEL, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../../common/names.ts";
+import type { AdmissionRequest, AdmissionResult } from "./review.ts";
+import { CERTIFICATES_ANNOTATION, DETAIL_ANNOTATION, POSTURE_LABEL, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../common/names.ts";
 
 /** Labels and annotations only Tenet may write. */
 export const TENET_LABELS = [POSTURE_LABEL, QUARANTINE_LABEL] as const;

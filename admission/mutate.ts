@@ -1,9 +1,9 @@
 // Mutating admission: inject the enforcer sidecar into pods that opted in. Pure: the
 // namespace labels come from a cache, the patch from diffing an edited copy.
-import type { AdmissionRequest, AdmissionResult } from "../transport.ts";
-import { InjectionError, injectPod, shouldInject, type InjectionConfig } from "../inject.ts";
-import { jsonPatch } from "../patch.ts";
-import { ENFORCER_CONTAINER } from "../../../common/names.ts";
+import type { AdmissionRequest, AdmissionResult } from "./review.ts";
+import { InjectionError, injectPod, shouldInject, type InjectionConfig } from "./inject.ts";
+import { jsonPatch } from "./patch.ts";
+import { ENFORCER_CONTAINER } from "../common/names.ts";
 
 export interface MutateDeps {
   namespaceLabels: (namespace: string) => Record<string, string> | undefined;

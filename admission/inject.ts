@@ -7,7 +7,7 @@
 // (it is ready once it holds a certificate), so no app container runs, or opens a connection,
 // without it; and it is stopped once the regular containers have exited, so Jobs complete.
 import { createHash } from "node:crypto";
-import { APP_PORT_ANNOTATION, BUNDLE_CONFIGMAP, ENFORCER_CONTAINER, ENFORCER_LABEL, ENFORCER_LABEL_VALUE, INJECT_ANNOTATION, INJECT_NAMESPACE_LABEL, INJECTED_ANNOTATION, NAMESPACE_NAME_LABEL, TOKEN_AUDIENCE } from "../../common/names.ts";
+import { APP_PORT_ANNOTATION, BUNDLE_CONFIGMAP, ENFORCER_CONTAINER, ENFORCER_LABEL, ENFORCER_LABEL_VALUE, INJECT_ANNOTATION, INJECT_NAMESPACE_LABEL, INJECTED_ANNOTATION, NAMESPACE_NAME_LABEL, TOKEN_AUDIENCE } from "../common/names.ts";
 
 /** The port the enforcer forwards to when neither the annotation nor a containerPort says. */
 export const DEFAULT_APP_PORT = 8080;
