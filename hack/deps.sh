@@ -18,7 +18,8 @@ need npm; need go
 use_node
 
 stamp="$root/node_modules/.tenet-lock-hash"
-hash=$( (sha256sum "$root/package-lock.json"; node --version) | sha256sum | cut -c1-16)
+# The lock file's content, not its path: worktrees that share one node_modules agree on the stamp.
+hash=$( (sha256sum < "$root/package-lock.json"; node --version) | sha256sum | cut -c1-16)
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$hash" ]]; then
   log "installing npm packages (npm ci)"
   (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
