@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Tenet's scripts need on a fresh machine: Debian packages (if missing), Node.js 24
-# (.node-version), npm packages (if package-lock.json changed), and the control-plane binaries (cached).
+# (.node-version), npm packages (if package-lock.json changed), the control-plane binaries, Helm
+# and the Argo CD Lua runner (cached).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -17,7 +18,8 @@ need npm; need go
 use_node
 
 stamp="$root/node_modules/.tenet-lock-hash"
-hash=$( (sha256sum "$root/package-lock.json"; node --version) | sha256sum | cut -c1-16)
+# The lock file's content, not its path: worktrees that share one node_modules agree on the stamp.
+hash=$( (sha256sum < "$root/package-lock.json"; node --version) | sha256sum | cut -c1-16)
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$hash" ]]; then
   log "installing npm packages (npm ci)"
   (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
@@ -25,3 +27,7 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$hash" ]]; then
 fi
 
 bash "$here/build-controlplane.sh" >/dev/null
+# Tools of the unit tier: Helm (helm lint/template of charts/tenet; cold ~5.5 min) and the Lua
+# runner of the Argo CD health checks (cold ~35 s). Cached like the rest.
+build_helm
+build_argocd_lua

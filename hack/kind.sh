@@ -16,10 +16,12 @@ case "${1:-}" in
   up)
     need docker; need kind; need kubectl
     kind get clusters | grep -qx "$cluster" || kind create cluster --name "$cluster" --image "$node_image" --wait 120s
-    # The enforcer image follows the operator's name and tag (operator/enforcer-image.ts).
-    docker build --target operator -t tenet-operator:dev "$root"
-    docker build --target enforcer -t tenet-enforcer:dev "$root"
-    kind load docker-image tenet-operator:dev tenet-enforcer:dev --name "$cluster"
+    # The enforcer image follows the operator's name and tag (operator/enforcer-image.ts); the
+    # base's tag is package.json's version (npm run gen).
+    version=$(node -p 'require(process.argv[1]).version' "$root/package.json")
+    docker build --target operator -t "tenet-operator:$version" "$root"
+    docker build --target enforcer -t "tenet-enforcer:$version" "$root"
+    kind load docker-image "tenet-operator:$version" "tenet-enforcer:$version" --name "$cluster"
     kubectl --context "kind-$cluster" apply -k "$root/manifests"
     kubectl --context "kind-$cluster" -n tenet-system rollout status deploy/tenet-operator --timeout=180s
     # The examples' workloads: the demo server under the names examples/ uses.

@@ -2,6 +2,7 @@
 hack_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TENET_K8S_VERSION=$(awk '/^require k8s.io\/kubernetes/{print $3}' "$hack_dir/modules/k8s/go.mod")
 TENET_ETCD_VERSION=$(awk '/^require go.etcd.io\/etcd\/server\/v3/{print $3}' "$hack_dir/modules/etcd/go.mod")
+TENET_HELM_VERSION=$(awk '/^require helm.sh\/helm\/v3/{print $3}' "$hack_dir/modules/helm/go.mod")
 TENET_CACHE=${TENET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tenet}
 
 log() { printf '[tenet] %s\n' "$*" >&2; }
@@ -30,6 +31,17 @@ go_build() {
   log "built $(basename "$out") in $((SECONDS - s))s"
 }
 
+# Tools the tests run (hack/deps.sh builds them when missing): Helm (helm lint, helm template of
+# charts/tenet) and the Lua runner of the Argo CD health checks (gopher-lua, as Argo CD runs them).
+helm_bin() { echo "$TENET_CACHE/bin/helm-$TENET_HELM_VERSION/helm"; }
+build_helm() {
+  # As Helm's Makefile stamps it: its version, and the Kubernetes version its client-go is for.
+  local cg minor
+  cg=$(awk '$1 == "k8s.io/client-go" {print $2}' "$hack_dir/modules/helm/go.mod")
+  minor=${cg#v0.}; minor=${minor%%.*}
+  go_build helm helm.sh/helm/v3/cmd/helm "$(helm_bin)" "-X helm.sh/helm/v3/internal/version.version=$TENET_HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
+}
+
 # The version stamp kube binaries print (`kubectl version`), as upstream's build sets it.
 k8s_ldflags() {
   local minor=${TENET_K8S_VERSION#v1.}
@@ -55,3 +67,7 @@ use_node() {
   fi
   export PATH="$dir/bin:$PATH"
 }
+
+# The Lua runner of the Argo CD health checks and actions (hack/modules/argocd-lua), keyed by its source.
+argocd_lua_bin() { echo "$TENET_CACHE/bin/argocd-lua-$(cat "$hack_dir"/modules/argocd-lua/{go.mod,go.sum,*.go} | sha256sum | cut -c1-12)/argocd-lua"; }
+build_argocd_lua() { go_build argocd-lua . "$(argocd_lua_bin)"; }

@@ -20,6 +20,7 @@ use_node
 cd "$root"
 t0=$SECONDS
 npx tsx hack/gen-types.ts --check
+npx tsx hack/gen-deploy.ts --check
 npx tsc --noEmit -p .
 npm run -s build
 log "checked and built in $((SECONDS - t0))s"
