@@ -1,5 +1,6 @@
 // The injection settings from the environment: one reading for the operator (operator/config.ts)
 // and `tenet check`, so both inject, and recognise, the same enforcer.
+import { TENET_VERSION } from "../common/version.ts";
 import type { InjectionConfig } from "./inject.ts";
 
 /** The enforcer image when nothing says otherwise (the operator resolves its real one at start-up, operator/enforcer-image.ts). */
@@ -26,6 +27,6 @@ export function injectionConfigFromEnv(env: NodeJS.ProcessEnv, namespace: string
       limits: { memory: env.TENET_ENFORCER_MEMORY_LIMIT ?? "256Mi" },
     },
     tokenExpirationSeconds: int("TENET_ENFORCER_TOKEN_SECONDS", 3600),
-    version: env.TENET_VERSION ?? "0.1.0",
+    version: env.TENET_VERSION ?? TENET_VERSION,
   };
 }

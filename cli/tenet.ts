@@ -12,6 +12,7 @@ import { splitPEM } from "../pki/pem.ts";
 import { svidViolations } from "../pki/svid.ts";
 import { runCheck, type CheckDeps } from "./check-command.ts";
 import { fsReadDeps } from "./input.ts";
+import { TENET_VERSION } from "../common/version.ts";
 
 export const USAGE = `usage: tenet check [FILE | DIR | -]... [flags]     (tenet check --help)
        tenet check api --as ID METHOD PATH --workload NS/NAME -f FILE...
@@ -164,7 +165,7 @@ export async function main(argv: string[], deps: CLIDeps & Partial<CheckDeps> = 
 }
 
 /** The version `tenet` reports (SARIF tool.driver.version); the operator's injector version reads the same variable. */
-const VERSION = process.env.TENET_VERSION ?? "0.1.0";
+const VERSION = TENET_VERSION;
 
 // Run as a program (`tenet`, `node build/cli/tenet.js`, `tsx cli/tenet.ts`), also through the
 // package bin's symlink: compare real paths.

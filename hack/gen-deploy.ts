@@ -2,7 +2,7 @@
 //   - charts/tenet/templates/crds/*.yaml   from crds/*.yaml (behind crds.enabled, crds.keep)
 //   - charts/tenet/templates/rbac.yaml     from manifests/base/rbac.yaml (same rules, same comments)
 //   - the version (package.json "version") in charts/tenet/Chart.yaml (version, appVersion), the
-//     base's image tag (manifests/base/kustomization.yaml) and TENET_VERSION (manifests/base/deployment.yaml)
+//     base's image tag (manifests/base/kustomization.yaml) and TENET_VERSION (manifests/base/deployment.yaml), common/version.ts
 //   - argocd/argocd-cm.yaml                the Argo CD ConfigMap entries, from argocd/resource_customizations
 // `--check` regenerates in memory and fails when a committed file differs (hack/test.sh, unit tests).
 //
@@ -76,6 +76,7 @@ export const versionSites = (v: string): [string, RegExp, string][] => [
   ["charts/tenet/Chart.yaml", /^(appVersion: ).*()$/m, JSON.stringify(v)],
   ["manifests/base/kustomization.yaml", /^(  - name: tenet-operator\n    newTag: ).*()$/m, v],
   ["manifests/base/deployment.yaml", /^(            - name: TENET_VERSION\n              value: ").*(")$/m, v],
+  ["common/version.ts", /^(export const TENET_VERSION = ").*(";)$/m, v],
 ];
 
 /** The files that carry the version, as they are with package.json's version put in. */

@@ -11,6 +11,7 @@ import { parse } from "yaml";
 import { crdTemplate, outputs, run as gen, version } from "../../hack/gen-deploy.ts";
 import { repoRoot } from "../harness/controlplane.ts";
 import { chartDir, helm, key, kustomize, renderChart } from "../harness/tools.ts";
+import { TENET_VERSION } from "../../common/version.ts";
 
 const HELM_LABELS = ["app.kubernetes.io/managed-by", "app.kubernetes.io/instance", "app.kubernetes.io/version", "helm.sh/chart"];
 
@@ -113,7 +114,7 @@ describe("Helm chart charts/tenet", function () {
 });
 
 describe("one version (package.json)", () => {
-  it("is the chart's version and appVersion, the image tag of chart and base, TENET_VERSION of both, the operator's fallback", async function () {
+  it("is the chart's version and appVersion, the image tag of chart and base, TENET_VERSION of both, common/version.ts", async function () {
     this.timeout(900_000);
     const v = version();
     const chartYaml = parse(readFileSync(path.join(chartDir, "Chart.yaml"), "utf8"));
@@ -123,8 +124,7 @@ describe("one version (package.json)", () => {
       assert.equal(deployment(objs).spec.template.spec.containers[0].image, `tenet-operator:${v}`);
       assert.equal(env(objs).TENET_VERSION, v);
     }
-    const config = readFileSync(path.join(repoRoot, "operator/config.ts"), "utf8");
-    assert.match(config, new RegExp(`TENET_VERSION \\?\\? "${v.replace(/\./g, "\\.")}"`), "operator/config.ts falls back to another version");
+    assert.equal(TENET_VERSION, v, "common/version.ts (run `npm run gen`)");
   });
 });
 
