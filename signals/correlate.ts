@@ -97,7 +97,7 @@ export class Correlator {
       const entries = this.window(key);
       const value = c.type === "value_count" && c.field ? fieldText(e, c.field) : undefined;
       if (c.type === "value_count" && value === undefined) continue;
-      insert(entries, { ...entry, name, value }, this.maxEntries);
+      insert(entries, value === undefined && entry.name === name ? entry : { name, time: entry.time, count: entry.count, value, evidence: entry.evidence }, this.maxEntries);
       prune(entries, this.opts.now() - c.timespanMs - this.maxLatenessMs);
       const hit = judge(c, entries, entry.time);
       if (!hit) continue;
@@ -160,22 +160,45 @@ function bounded(ev: AttributedSignal[]): AttributedSignal[] {
 export function judge(c: CompiledCorrelation, entries: Entry[], t: number): Entry[] | undefined {
   const W = c.timespanMs;
   if (c.type === "temporal_ordered") {
+    // Greedy earliest chain per start; each step's pointer only moves forward as the start does,
+    // so a window is judged in O(entries × steps), however the events arrived.
+    const k = c.inputs.length;
+    const ptr = new Array<number>(k).fill(0);
     for (let i = 0; i < entries.length; i++) {
       const start = entries[i];
-      if (start.name !== c.inputs[0] || start.time < t - W || start.time > t) continue;
+      if (start.name !== c.inputs[0] || start.time < t - W) continue;
+      if (start.time > t) break;
       const chain = [start];
-      for (let j = i + 1; j < entries.length && chain.length < c.inputs.length; j++) {
-        if (entries[j].time > start.time + W) break;
-        if (entries[j].name === c.inputs[chain.length]) chain.push(entries[j]);
+      let prev = i;
+      for (let j = 1; j < k; j++) {
+        if (ptr[j] <= prev) ptr[j] = prev + 1;
+        while (ptr[j] < entries.length && entries[ptr[j]].name !== c.inputs[j]) ptr[j]++;
+        if (ptr[j] >= entries.length) return undefined; // no later start can find this step either
+        if (entries[ptr[j]].time > start.time + W) break;
+        chain.push(entries[ptr[j]]);
+        prev = ptr[j];
       }
-      if (chain.length === c.inputs.length) return chain;
+      if (chain.length === k) return chain;
     }
     return undefined;
   }
-  // event_count / value_count: every window [s, s + W] with s in [t - W, t] contains t.
+  // event_count / value_count. In order (t is the newest time), [t - W, t] holds every window
+  // containing t: count back from the newest entry and stop as soon as the condition holds.
+  const values = new Map<string, number>();
+  if (t >= entries[entries.length - 1].time) {
+    let n = 0;
+    for (let i = entries.length - 1; i >= 0 && entries[i].time >= t - W; i--) {
+      const x = entries[i];
+      if (c.type === "event_count") n += x.count;
+      else if (x.value !== undefined) values.set(x.value, 1);
+      if ((c.type === "event_count" ? n : values.size) >= c.gte) return entries.slice(i);
+    }
+    return undefined;
+  }
+  // Out of order: every window [s, s + W] with s in [t - W, t] contains t; slide over them.
+  values.clear();
   let j = 0;
   let sum = 0;
-  const values = new Map<string, number>();
   for (let i = 0; i < entries.length; i++) {
     const s = entries[i].time;
     if (s > t) break;

@@ -34,6 +34,7 @@ export class SignalPipeline {
   private queue: Queued[] = [];
   private head = 0;
   private draining = false;
+  private waiters: (() => void)[] = [];
   private readonly unattributed: { time: string; source: string; rule: string; reason: string; hostname?: string; output: string }[] = [];
   private readonly sweeper: NodeJS.Timeout;
 
@@ -71,6 +72,12 @@ export class SignalPipeline {
     }
   }
 
+  /** Resolves once everything queued so far has been processed. */
+  idle(): Promise<void> {
+    if (!this.draining && this.depth === 0) return Promise.resolve();
+    return new Promise((r) => this.waiters.push(r));
+  }
+
   recentUnattributed() {
     return [...this.unattributed];
   }
@@ -100,6 +107,7 @@ export class SignalPipeline {
     } finally {
       this.draining = false;
       if (this.depth > 0) this.enqueue([]);
+      else for (const w of this.waiters.splice(0)) w();
     }
   }
 
