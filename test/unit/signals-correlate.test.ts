@@ -214,3 +214,13 @@ describe("signals: detections that make no sense (status conditions)", () => {
     assert.ok(Number.isNaN(goDuration("5 minutes", 0)));
   });
 });
+
+describe("signals: the RuntimeRule status names a detection that makes no sense", () => {
+  it("Ready=False, reason NeverMatches, naming the field and the fix", async () => {
+    const { planRuntimeRule } = await import("../../operator/controllers/runtimerule.ts");
+    const plan = planRuntimeRule({ apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", metadata: { name: "r", namespace: "shop" }, spec: { selector: {}, detection: { signals: [{ name: "a", source: "falco", priority: "<debug" }] } } } as any, [], new Date());
+    assert.equal(plan.verdict.ready, false);
+    assert.equal(plan.verdict.reason, "NeverMatches");
+    assert.match(plan.verdict.message, /spec\.detection\.signals\[0\] \(a\)\.priority "<debug" admits no priority/);
+  });
+});
