@@ -16,6 +16,7 @@ COPY operator ./operator
 COPY pki ./pki
 COPY policy ./policy
 COPY scans ./scans
+COPY signals ./signals
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS enforcer

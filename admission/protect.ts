@@ -2,7 +2,8 @@
 // out of the pod owner's reach (docs/security.md, "Quarantine state").
 //   - tenet.dev/certificates (the serials quarantine revokes), tenet.dev/posture,
 //     tenet.dev/posture-detail, tenet.dev/released (the accepted-violation fingerprint) and
-//     tenet.dev/quarantined-by (the rules an automatic release answers to) are
+//     tenet.dev/quarantined-by (the rules an automatic release answers to) and
+//     tenet.dev/signal-response (a runtime-signal response: label or quarantine) are
 //     Tenet's: only Tenet's own ServiceAccount may set, change or remove them. tenet.dev/quarantined
 //     likewise, except that anyone may set it to "true" (isolating a pod gives nothing away).
 //   - tenet.dev/release (a person's explicit release) needs a permission an ordinary namespace
@@ -12,11 +13,11 @@
 // Pods only; CREATE and UPDATE. The ValidatingWebhookConfiguration sends metadata-only updates
 // when they touch one of these keys (webhook-config.ts).
 import type { AdmissionRequest, AdmissionResult } from "./review.ts";
-import { CERTIFICATES_ANNOTATION, DETAIL_ANNOTATION, POSTURE_LABEL, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../common/names.ts";
+import { CERTIFICATES_ANNOTATION, DETAIL_ANNOTATION, POSTURE_LABEL, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION, SIGNAL_ANNOTATION } from "../common/names.ts";
 
 /** Labels and annotations only Tenet may write. */
 export const TENET_LABELS = [POSTURE_LABEL, QUARANTINE_LABEL] as const;
-export const TENET_ANNOTATIONS = [CERTIFICATES_ANNOTATION, DETAIL_ANNOTATION, RELEASED_ANNOTATION, QUARANTINED_BY_ANNOTATION] as const;
+export const TENET_ANNOTATIONS = [CERTIFICATES_ANNOTATION, DETAIL_ANNOTATION, RELEASED_ANNOTATION, QUARANTINED_BY_ANNOTATION, SIGNAL_ANNOTATION] as const;
 /** Keys the webhook must see changes of (webhook-config.ts matchConditions). */
 export const GUARDED_LABELS: readonly string[] = TENET_LABELS;
 export const GUARDED_ANNOTATIONS: readonly string[] = [...TENET_ANNOTATIONS, RELEASE_ANNOTATION];

@@ -236,4 +236,5 @@ export const Resources = {
   serviceIdentities: { group: "tenet.dev", version: "v1alpha1", plural: "serviceidentities" },
   apiPolicies: { group: "tenet.dev", version: "v1alpha1", plural: "apipolicies" },
   runtimeRules: { group: "tenet.dev", version: "v1alpha1", plural: "runtimerules" },
+  incidents: { group: "tenet.dev", version: "v1alpha1", plural: "incidents" },
 } as const;

@@ -27,6 +27,7 @@ export const FieldManagers = {
   ca: "tenet-ca",
   posture: "tenet-posture",
   policy: "tenet-policy",
+  signals: "tenet-signals",
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -98,6 +99,11 @@ export const RELEASED_ANNOTATION = "tenet.dev/released";
  * it. An automatic release needs every one of them to still select the pod and allow it, so
  * relabelling the pod away from its rules releases nothing. */
 export const QUARANTINED_BY_ANNOTATION = "tenet.dev/quarantined-by";
+/** Set by Tenet's signal responses (operator/signals/) on a pod: JSON {action: label|quarantine,
+ * rule, incident}. Posture reads it: the pod is violating (reason RuntimeSignal) and, for
+ * quarantine, quarantined like any other, never released automatically; an explicit release
+ * removes it. */
+export const SIGNAL_ANNOTATION = "tenet.dev/signal-response";
 /** The deny-all NetworkPolicy in each namespace with a quarantined pod. */
 export const NETWORK_POLICY_NAME = "tenet-quarantine";
 /** Annotation explaining what an object Tenet created is for. */

@@ -91,17 +91,26 @@ export const CRD_DEFAULTS: Record<string, DefaultsTree> = {
           },
           "detection": {
             "properties": {
-              "responses": {
+              "correlations": {
                 "items": {
                   "properties": {
-                    "minPriority": {
-                      "default": "warning"
+                    "groupBy": {
+                      "default": "identity"
                     }
                   }
                 }
               },
-              "correlationWindow": {
-                "default": "5m"
+              "responses": {
+                "items": {
+                  "properties": {
+                    "dryRun": {
+                      "default": false
+                    },
+                    "cooldown": {
+                      "default": "10m"
+                    }
+                  }
+                }
               }
             }
           },
@@ -111,6 +120,17 @@ export const CRD_DEFAULTS: Record<string, DefaultsTree> = {
                 "default": true
               }
             }
+          }
+        }
+      }
+    }
+  },
+  "Incident": {
+    "properties": {
+      "spec": {
+        "properties": {
+          "state": {
+            "default": "Open"
           }
         }
       }

@@ -402,7 +402,11 @@ export interface RuntimeRuleSpec {
    * included). Absent means no pod-security checks.
    */
   podSecurity?: RuntimeRulePodSecurity;
-  /** Responses to runtime events (Falco), enforcer reports and correlated signals. */
+  /**
+   * Runtime detection for the selected pods: signals (single events from Falco, the enforcers or
+   * Tenet itself), correlations of signals per workload identity within a time window (in the
+   * spirit of Sigma's correlation rules), and the responses they trigger. See docs/signals.md.
+   */
   detection?: RuntimeRuleDetection;
   /** How quarantined pods are released. */
   quarantine?: RuntimeRuleQuarantine;
@@ -526,49 +530,139 @@ export interface RuntimeRulePodSecurity {
   requireDigest?: boolean;
 }
 
-/** Responses to runtime events (Falco), enforcer reports and correlated signals. */
+/**
+ * Runtime detection for the selected pods: signals (single events from Falco, the enforcers or
+ * Tenet itself), correlations of signals per workload identity within a time window (in the spirit
+ * of Sigma's correlation rules), and the responses they trigger. See docs/signals.md.
+ */
 export interface RuntimeRuleDetection {
+  /** Single-event matchers. A response or a correlation refers to them by name. */
+  signals?: RuntimeRuleDetectionSignal[];
   /**
-   * What to do when a matching event arrives for a selected pod. When several match, the strongest
-   * action wins (quarantine > label > alert).
+   * Signals seen together for one workload within a timespan. event_count: at least condition.gte
+   * events of the listed signals; value_count: at least condition.gte distinct values of field
+   * among them; temporal_ordered: every listed signal (or earlier correlation) in that order.
+   */
+  correlations?: RuntimeRuleDetectionCorrelation[];
+  /**
+   * What to do when a signal or correlation fires for a selected pod. When several fire together,
+   * each runs; the strongest action on a pod wins (quarantine > label > alert).
    */
   responses?: RuntimeRuleDetectionResponse[];
-  /**
-   * How far back signals for the same workload are correlated, as a Go duration. Between 1s and
-   * 24h. Defaults to 5m.
-   * @default "5m"
-   */
-  correlationWindow?: string;
 }
 
-/**
- * What to do when a matching event arrives for a selected pod. When several match, the strongest
- * action wins (quarantine > label > alert).
- */
-export interface RuntimeRuleDetectionResponse {
-  /** Name of the response, shown in Events and status. A DNS label. */
+/** Single-event matchers. A response or a correlation refers to them by name. */
+export interface RuntimeRuleDetectionSignal {
+  /** Name of the signal, unique among signals and correlations. A DNS label. */
   name: string;
   /**
-   * Where the event comes from: falco (runtime events), enforcer (denials and anomalies reported by
-   * enforcers) or correlated (signals from several layers for one workload within
-   * correlationWindow).
+   * falco (runtime events), enforcer (TLSRefused, PlaintextAttempt, APIDenied, Burst) or tenet
+   * (AdmissionDenied, PostureViolating).
    */
-  source: "falco" | "enforcer" | "correlated";
+  source: "falco" | "enforcer" | "tenet";
   /**
-   * Names of the rules (Falco rule, enforcer or correlation signal) this response applies to; "*"
-   * matches any run of characters. Empty means every rule of the source.
+   * Rule names the event must have (Falco rule, enforcer kind, Tenet reason); "*" matches any run
+   * of characters. Empty means any rule of the source.
    */
   rules?: string[];
   /**
-   * Lowest event priority (Falco's scale) this response applies to. Defaults to warning.
-   * @default "warning"
+   * A comparison with Falco's priority scale (emergency, alert, critical, error, warning, notice,
+   * informational, debug), in severity: ">=warning" is warning or more severe, "<notice" less
+   * severe than notice, "=error" exactly error. A bare name means ">=". Absent means any priority.
    */
-  minPriority?: "emergency" | "alert" | "critical" | "error" | "warning" | "notice" | "informational" | "debug";
+  priority?: string;
+  /** Tags the event must all carry (Falco tags such as mitre_execution). */
+  tags?: string[];
   /**
-   * alert (Event and log), label (also set the pod's posture label to violating) or quarantine
-   * (also isolate the pod and revoke its certificates; in audit enforcement, treated as label).
+   * Conditions on output fields (Falco output_fields, enforcer details), all of which must hold.
+   */
+  fields?: RuntimeRuleDetectionSignalField[];
+}
+
+/** Conditions on output fields (Falco output_fields, enforcer details), all of which must hold. */
+export interface RuntimeRuleDetectionSignalField {
+  /** The field, e.g. proc.name, container.image.repository, reason, peer. */
+  field: string;
+  /**
+   * In / NotIn (the value is one of values), Contains / StartsWith (the value contains / starts
+   * with one of values), Exists / DoesNotExist (present and not null).
+   */
+  operator: "In" | "NotIn" | "Contains" | "StartsWith" | "Exists" | "DoesNotExist";
+  /** Values compared with the field's value as text. Empty for Exists and DoesNotExist. */
+  values?: string[];
+}
+
+/**
+ * Signals seen together for one workload within a timespan. event_count: at least condition.gte
+ * events of the listed signals; value_count: at least condition.gte distinct values of field among
+ * them; temporal_ordered: every listed signal (or earlier correlation) in that order.
+ */
+export interface RuntimeRuleDetectionCorrelation {
+  /** Name of the correlation, unique among signals and correlations. A DNS label. */
+  name: string;
+  /** event_count, value_count or temporal_ordered (Sigma's correlation types). */
+  type: "event_count" | "value_count" | "temporal_ordered";
+  /**
+   * Names of signals, or of correlations listed before this one (a correlation that fires counts as
+   * one event at the time it fired).
+   */
+  signals: string[];
+  /** The window, as a Go duration between 1s and 24h. */
+  timespan: string;
+  /**
+   * identity groups the events of every pod with the same workload identity (SPIFFE ID: namespace
+   * and service account), pod those of one pod. Defaults to identity.
+   * @default "identity"
+   */
+  groupBy?: "identity" | "pod";
+  /** Required for event_count and value_count, not allowed for temporal_ordered. */
+  condition?: RuntimeRuleDetectionCorrelationCondition;
+  /**
+   * The field whose distinct values value_count counts (e.g. path, peer, fd.sip). value_count only.
+   */
+  field?: string;
+  /** Severity of the incident it opens. Defaults to the severity of its most severe event. */
+  severity?: "low" | "medium" | "high" | "critical";
+}
+
+/** Required for event_count and value_count, not allowed for temporal_ordered. */
+export interface RuntimeRuleDetectionCorrelationCondition {
+  /** At least this many events (event_count) or distinct values (value_count). */
+  gte: number;
+}
+
+/**
+ * What to do when a signal or correlation fires for a selected pod. When several fire together,
+ * each runs; the strongest action on a pod wins (quarantine > label > alert).
+ */
+export interface RuntimeRuleDetectionResponse {
+  /** Name of the response, shown in Events and incidents. A DNS label. */
+  name: string;
+  /** Names of the signals and correlations that trigger it. */
+  on: string[];
+  /**
+   * alert (a Warning Event on the pod and an Incident), label (also the pod's posture label
+   * violating) or quarantine (also isolate the pod and revoke its certificates, as posture
+   * quarantines do; under enforcement audit, treated as label).
    */
   action: "alert" | "label" | "quarantine";
+  /**
+   * Record in the Incident and an Event what would be done, and do nothing else. Defaults to false.
+   * @default false
+   */
+  dryRun?: boolean;
+  /**
+   * After acting on a workload, do not act again for it within this Go duration (0s to 24h);
+   * evidence keeps flowing into the open Incident. Defaults to 10m.
+   * @default "10m"
+   */
+  cooldown?: string;
+  /**
+   * quarantine only: never quarantine more than this share of a workload's ready pods (the pods of
+   * one Deployment, StatefulSet, … counted with those already quarantined). At the limit the pod is
+   * labelled instead and the Incident says QuarantineHeld. Defaults to 50.
+   */
+  maxQuarantinedPercent?: number;
 }
 
 /** How quarantined pods are released. */
@@ -598,4 +692,115 @@ export interface RuntimeRuleStatus {
   quarantinedPods?: number;
   /** When the selected pods were last re-evaluated. */
   lastRescan?: string;
+}
+
+// ---- Incident (incidents.tenet.dev) ----
+
+export const IncidentKind = { kind: "Incident", plural: "incidents" } as const;
+
+/**
+ * Incident records one detection of a RuntimeRule for one workload: the evidence, across layers,
+ * and the response. Tenet creates it and writes its status; a person acknowledges or resolves it by
+ * setting spec.state.
+ */
+export interface Incident {
+  apiVersion: typeof API_VERSION;
+  kind: "Incident";
+  metadata: V1ObjectMeta;
+  /** Set by people, never by Tenet. */
+  spec?: IncidentSpec;
+  /** Written by Tenet. */
+  status?: IncidentStatus;
+}
+
+/** A list of Incident objects, as returned by list calls. */
+export interface IncidentList {
+  apiVersion: typeof API_VERSION;
+  kind: "IncidentList";
+  metadata: V1ListMeta;
+  items: Incident[];
+}
+
+/** Set by people, never by Tenet. */
+export interface IncidentSpec {
+  /**
+   * Open (new), Acknowledged (someone is on it) or Resolved (closed: new evidence for the workload
+   * opens a new Incident). Resolving does not release a quarantined pod: the tenet.dev/release
+   * annotation does. Defaults to Open.
+   * @default "Open"
+   */
+  state?: "Open" | "Acknowledged" | "Resolved";
+  /** Free text for the on-call person (ticket, findings). */
+  note?: string;
+}
+
+/** Written by Tenet. */
+export interface IncidentStatus {
+  /** The RuntimeRule and the signal or correlation that fired, "<rule>/<name>". */
+  rule?: string;
+  /** The workload, Kind/name (Deployment/orders, Pod/debug). */
+  workload?: string;
+  /** The workload identity (SPIFFE ID) the evidence was grouped by. */
+  identity?: string;
+  /** Pods the evidence came from (at most 32). */
+  pods?: string[];
+  /** low, medium, high or critical. */
+  severity?: "low" | "medium" | "high" | "critical";
+  /** Time of the earliest evidence. */
+  firstSeen?: string;
+  /** Time of the latest evidence. */
+  lastSeen?: string;
+  /** Events counted towards this incident (bursts count every occurrence). */
+  eventCount?: number;
+  /** The latest response. */
+  response?: IncidentStatusResponse;
+  /**
+   * The evidence, oldest first: the first events kept and then the latest ones (at most 50 in all;
+   * evidenceDropped counts those left out in between).
+   */
+  evidence?: IncidentStatusEvidence[];
+  /** Evidence entries left out of the bounded timeline. */
+  evidenceDropped?: number;
+}
+
+/** The latest response. */
+export interface IncidentStatusResponse {
+  /** The response (RuntimeRule spec.detection.responses[].name). */
+  name?: string;
+  /** alert, label or quarantine. */
+  action?: "alert" | "label" | "quarantine";
+  /**
+   * Applied, DryRun (nothing done), Cooldown (acted on this workload recently), Held (quarantine
+   * limit reached: labelled instead), Failed.
+   */
+  outcome?: "Applied" | "DryRun" | "Cooldown" | "Held" | "Failed";
+  /** One line for kubectl get, e.g. "quarantine Applied". */
+  summary?: string;
+  /** What was done and why, naming the pod and the rule. */
+  message?: string;
+  /** When it ran. */
+  time?: string;
+}
+
+/**
+ * The evidence, oldest first: the first events kept and then the latest ones (at most 50 in all;
+ * evidenceDropped counts those left out in between).
+ */
+export interface IncidentStatusEvidence {
+  /** When it happened (RFC 3339, to the nanosecond when the sender gave it). */
+  time: string;
+  /** runtime, network, api, admission or posture. */
+  layer: "runtime" | "network" | "api" | "admission" | "posture";
+  /** falco, enforcer or tenet. */
+  source: "falco" | "enforcer" | "tenet";
+  /** Falco rule, enforcer kind or Tenet reason. */
+  rule: string;
+  /** Falco's priority scale. */
+  priority?: string;
+  /** The pod the event was attributed to. */
+  pod?: string;
+  /** Occurrences this entry stands for. */
+  count?: number;
+  /** The event's own description, clipped. */
+  output?: string;
 }

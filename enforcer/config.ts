@@ -46,6 +46,11 @@ export interface EnforcerConfig {
   /** Trust bundle and revocation list: often, so a quarantine takes effect within seconds (ETag: mostly 304s). */
   trustRefreshMs: number;
   auditFile?: string;
+  /** Where denials are reported as signals (operator/signals/); undefined: not reported. */
+  signalsURL?: string;
+  podNamespace?: string;
+  signalFlushMs: number;
+  signalBurstThreshold: number;
   maxHeaderSize: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
@@ -96,6 +101,10 @@ export function enforcerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Enf
     refreshMs: int("TENET_REFRESH_SECONDS", 30, 1, 86_400) * 1000,
     trustRefreshMs: int("TENET_TRUST_REFRESH_SECONDS", 5, 1, 86_400) * 1000,
     auditFile: env.TENET_AUDIT_FILE || undefined,
+    signalsURL: env.TENET_SIGNALS === "off" ? undefined : env.TENET_SIGNALS_URL || (caEndpoint && `${caEndpoint}/v1/signals/enforcer`),
+    podNamespace: env.POD_NAMESPACE || undefined,
+    signalFlushMs: int("TENET_SIGNAL_FLUSH_MS", 5000, 100, 3_600_000),
+    signalBurstThreshold: int("TENET_SIGNAL_BURST", 50, 1),
     maxHeaderSize: int("TENET_MAX_HEADER_BYTES", 16 * 1024, 1024, 1024 * 1024),
     headersTimeoutMs: int("TENET_HEADERS_TIMEOUT_MS", 10_000, 100),
     requestTimeoutMs: int("TENET_REQUEST_TIMEOUT_MS", 60_000, 100),

@@ -8,7 +8,8 @@ import type { Server } from "node:net";
 import { BoundedLabel } from "../common/bounded.ts";
 import { createLogger } from "../common/logger.ts";
 import { readCertIdentity } from "../pki/certificate.ts";
-import { createAudit } from "./audit.ts";
+import { createAudit, type AuditRecord } from "./audit.ts";
+import { SignalReporter } from "./signals.ts";
 import { ConfigError, enforcerConfigFromEnv, type EnforcerConfig } from "./config.ts";
 import { IdentityManager, type Credentials } from "./identity.ts";
 import { createInbound, tlsOptions } from "./inbound.ts";
@@ -30,7 +31,10 @@ try {
 }
 
 const metrics = createMetrics();
-const audit = createAudit(cfg.auditFile);
+const auditLog = createAudit(cfg.auditFile);
+// Every audit record also feeds the signal reporter (denials and anomalies, batched).
+let reporter: SignalReporter | undefined;
+const audit = { write: (rec: AuditRecord) => (auditLog.write(rec), reporter?.observe(rec)), flush: () => auditLog.flush() };
 let trust: TrustStore;
 // The operator is verified with the serving CA only; peers with the workload CA only (issue 11 item 2).
 const operatorTrust = new OperatorTrust(cfg.operatorBundleFile);
@@ -113,6 +117,11 @@ trust.onRevocationsChange(() => {
   }
 });
 
+if (cfg.signalsURL && !cfg.staticDir) {
+  reporter = new SignalReporter({ url: cfg.signalsURL, namespace: cfg.podNamespace, podName: cfg.podName, flushMs: cfg.signalFlushMs, burstThreshold: cfg.signalBurstThreshold, client, log: log.child({ component: "signals" }) });
+  reporter.start();
+}
+
 const inboundPort = await listen(inbound, cfg.inboundPort, cfg.listenHost);
 const outboundPort = await listen(outbound.server, cfg.outboundPort, cfg.outboundHost);
 log.info({ spiffeID: creds!.spiffeID, inboundPort, outboundPort, healthPort, app: `${cfg.appHost}:${cfg.appPort}`, peers: [...cfg.peers.keys()], policyVersion: policy.version }, "enforcer listening");
@@ -130,6 +139,8 @@ const shutdown = (signal: string) => {
   clearInterval(refresher);
   clearInterval(trustRefresher);
   identity?.stop();
+  reporter?.stop();
+  void reporter?.flush();
   inbound.close();
   inbound.closeIdleConnections();
   outbound.close();

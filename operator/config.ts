@@ -43,6 +43,8 @@ export interface OperatorConfig {
   /** Posture rescans (operator/posture): cron schedule of the full safety-net rescan, workers, progress log interval. */
   rescanSchedule: string;
   postureWorkers: number;
+  /** Signals accepted and not yet processed before the intake answers 429 (operator/signals/). */
+  signalQueueLimit: number;
   rescanProgressEvery: number;
   /** Hosts whose jwksURI the operator may fetch (TENET_JWKS_ALLOWED_HOSTS: "host", "host:port", "*.suffix"); empty: none. */
   jwksAllowedHosts: string[];
@@ -101,6 +103,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorCon
     injection: injectionConfigFromEnv(env, env.TENET_NAMESPACE ?? env.POD_NAMESPACE ?? "tenet-system"),
     rescanSchedule: env.TENET_RESCAN_SCHEDULE || "0 * * * *",
     postureWorkers: int("TENET_POSTURE_WORKERS", 8),
+    signalQueueLimit: int("TENET_SIGNAL_QUEUE_LIMIT", 50_000),
     rescanProgressEvery: int("TENET_RESCAN_PROGRESS_EVERY", 1000),
     jwksAllowedHosts: list(env.TENET_JWKS_ALLOWED_HOSTS),
     scanNamespaces: env.TENET_SCAN_NAMESPACES !== undefined ? list(env.TENET_SCAN_NAMESPACES) : ["trivy-system", env.TENET_NAMESPACE ?? env.POD_NAMESPACE ?? "tenet-system"],

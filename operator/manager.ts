@@ -26,6 +26,7 @@ import { Informer, objectKey } from "./runtime/informer.ts";
 import { LeaderElector } from "./runtime/leader.ts";
 import { RuntimeMetrics } from "./runtime/metrics.ts";
 import { SecureServer, servingIdentity } from "./server/index.ts";
+import { createSignals } from "./signals/index.ts";
 
 export interface RunningOperator {
   /** Graceful: in-flight reconciles finish, the Lease is released, servers close. */
@@ -67,11 +68,12 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   // The features. Constructed without I/O, so each gets the others' objects, not late-bound closures.
   const identity = createIdentity({ kube, cfg, log, metrics, events, pods, identities });
   const server = new SecureServer(log, { host: cfg.secureHost, port: cfg.securePort, identity: servingIdentity(cfg) }, identity.servingCertificates);
-  const admission = createAdmission({ kube, cfg, log, metrics, events, namespaces, rules, scans: scans.index, trust: identity.servingStore, server });
+  const signals = createSignals({ kube, cfg, log, metrics, events, pods, identities, rules });
+  const admission = createAdmission({ kube, cfg, log, metrics, events, namespaces, rules, scans: scans.index, trust: identity.servingStore, server, signals: signals.sink });
   const policyDistribution = createPolicyDistribution({ kube, log, pods, policies, jwks: { allowedHosts: cfg.jwksAllowedHosts } });
   // Rescans: registered before the informers start, so every pod and report reaches its index.
-  const posture = new PostureController({ kube, cfg, log, metrics, events, pods, rules, namespaces, scans, revocations: identity.revocations });
-  server.routes(identity.routes).routes(admission.routes).routes(policyDistribution.routes);
+  const posture = new PostureController({ kube, cfg, log, metrics, events, pods, rules, namespaces, scans, revocations: identity.revocations, signals: signals.sink });
+  server.routes(identity.routes).routes(admission.routes).routes(policyDistribution.routes).routes(signals.routes);
 
   const serviceIdentityStatus = controllerFor("serviceidentity", "ServiceIdentity", identities, Resources.serviceIdentities, (si) =>
     planServiceIdentity(si, pods.listNamespace(si.metadata.namespace!), identities.listNamespace(si.metadata.namespace!), cfg.trustDomain),
@@ -84,7 +86,7 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   policyDistribution.onKeysChanged(() => policies.list().forEach((p) => apiPolicyStatus.enqueue(objectKey(p))));
   const controllers: Controller[] = [serviceIdentityStatus, apiPolicyStatus, runtimeRuleStatus, identity.controller, admission.controller, posture];
 
-  const informers = [pods, identities, policies, rules, namespaces, ...scans.informers, posture.policies.informer];
+  const informers = [pods, identities, policies, rules, namespaces, ...scans.informers, posture.policies.informer, ...signals.informers];
   const health = buildHealthServer(metrics, () => {
     const pending = informers.filter((i) => !i.hasSynced).map((i) => i.name);
     if (pending.length) return { ready: false, detail: `waiting for caches: ${pending.join(", ")}` };
@@ -132,6 +134,7 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
       await Promise.all(controllers.map((c) => c.stop()));
       await elector?.release();
       await server.stop();
+      await signals.stop();
       await identity.stop();
       await policyDistribution.stop();
       informers.forEach((i) => i.stop());

@@ -21,6 +21,7 @@ import { validate } from "../../admission/validate.ts";
 import { protectTenetMetadata, releaseReview } from "../../admission/protect.ts";
 import { AdmissionMetrics, admissionRoute } from "./transport.ts";
 import { webhookConfigController, type TrustBundle } from "./webhook-config.ts";
+import type { SignalSink } from "../signals/index.ts";
 
 export interface AdmissionFeature {
   /** Leader only: applies the webhook configurations. */
@@ -42,6 +43,8 @@ export function createAdmission(ctx: {
   trust: TrustBundle;
   /** The secure server the webhooks are served on (its port, for local runs by URL). */
   server: { port(): number };
+  /** Denials become runtime signals too (operator/signals/). */
+  signals?: SignalSink;
 }): AdmissionFeature {
   const { cfg } = ctx;
   const injection = cfg.injection;
@@ -94,7 +97,7 @@ export function createAdmission(ctx: {
             now: () => new Date(),
             injection,
             // Events go out after the answer: never a remote call on the request path.
-            report: (_req, owner, verdict) =>
+            report: (req, owner, verdict) =>
               setImmediate(() => {
                 for (const rv of verdict.rules) {
                   if (rv.decision === "allow") continue;
@@ -102,6 +105,7 @@ export function createAdmission(ctx: {
                   const rule = ctx.rules.get(`${ns}/${name}`);
                   if (!rule) continue;
                   const denied = rv.decision === "deny";
+                  if (denied) ctx.signals?.admissionDenied({ namespace: ns, ...podTemplateOf(req.object), rule: rv.rule, reason: "AdmissionDenied", message: clip(`${owner}: ${rv.message}`, 512)! });
                   void ctx.events.emit(
                     { apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", metadata: rule.metadata as any },
                     denied ? "Warning" : "Normal",
@@ -115,4 +119,12 @@ export function createAdmission(ctx: {
       });
     },
   };
+}
+
+/** The ServiceAccount and labels of the pod (or pod template) a denied request would have run. */
+function podTemplateOf(obj: any): { serviceAccount: string; labels?: Record<string, string> } {
+  const spec = obj?.kind === "Pod" ? obj?.spec : obj?.spec?.template?.spec ?? obj?.spec?.jobTemplate?.spec?.template?.spec;
+  const labels = obj?.kind === "Pod" ? obj?.metadata?.labels : obj?.spec?.template?.metadata?.labels;
+  const sa = typeof spec?.serviceAccountName === "string" && spec.serviceAccountName ? spec.serviceAccountName : "default";
+  return { serviceAccount: sa.slice(0, 253), labels: labels && typeof labels === "object" ? labels : undefined };
 }

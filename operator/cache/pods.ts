@@ -15,7 +15,9 @@ export interface CachedPod extends KubeObject {
     deletionTimestamp?: string;
   };
   spec: { serviceAccountName: string; containers: { name: string; image: string }[] };
-  status: { phase?: string };
+  status: { phase?: string; ready?: boolean; containerIDs?: string[] };
+  /** The pod's controller (ownerReferences, controller: true), for the workload a signal names and the quarantine share. */
+  owner?: { kind: string; name: string };
   /** The pod-spec fields the pod-security checks read (policy/podsecurity.ts), for rescans. */
   security: SecuritySpec;
   /** The init container named tenet-enforcer, if any: its fingerprint (security-relevant fields,
@@ -88,11 +90,33 @@ export function toCachedPod(raw: any): CachedPod {
       deletionTimestamp: m.deletionTimestamp,
     },
     spec: { serviceAccountName: spec.serviceAccountName ?? "default", containers },
-    status: { phase: raw.status?.phase },
+    status: statusOf(raw.status),
+    ...ownerOf(m.ownerReferences),
     security: securitySpec(spec),
     ...enforcerOf(raw),
     ...(m.labels?.[POSTURE_LABEL] !== undefined && postureOwnedByTenet(m.managedFields) ? { postureByTenet: true } : {}),
   };
+}
+
+/** Phase, readiness and the short (12-character) container IDs Falco names containers by. */
+function statusOf(st: any): CachedPod["status"] {
+  const out: CachedPod["status"] = { phase: st?.phase };
+  if (Array.isArray(st?.conditions) && st.conditions.some((c: any) => c?.type === "Ready" && c?.status === "True")) out.ready = true;
+  const ids: string[] = [];
+  for (const list of [st?.initContainerStatuses, st?.containerStatuses, st?.ephemeralContainerStatuses]) {
+    if (!Array.isArray(list)) continue;
+    for (const c of list) {
+      const m = /^[a-z0-9.+-]+:\/\/([0-9a-f]{12,64})$/.exec(String(c?.containerID ?? ""));
+      if (m && ids.length < 32) ids.push(m[1].slice(0, 12));
+    }
+  }
+  if (ids.length) out.containerIDs = ids;
+  return out;
+}
+
+function ownerOf(refs: any): { owner?: CachedPod["owner"] } {
+  const c = Array.isArray(refs) ? refs.find((r: any) => r?.controller === true) : undefined;
+  return c && typeof c.kind === "string" && typeof c.name === "string" ? { owner: { kind: c.kind, name: c.name } } : {};
 }
 
 function enforcerOf(raw: any): { enforcer?: CachedPod["enforcer"] } {

@@ -2,6 +2,7 @@
 // entries — counts the pods it governs, and wakes up when the next exemption expires.
 import type { RuntimeRule } from "../../crds/types.gen.ts";
 import { selectorMatcher } from "../../policy/selector.ts";
+import { compileDetection } from "../../signals/detection.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import type { StatusPlan } from "./status-reconciler.ts";
 import { verdictFrom } from "./status-reconciler.ts";
@@ -11,6 +12,8 @@ export const Reasons = {
   ExemptionExpired: "ExemptionExpired",
   InvalidRegistry: "InvalidRegistry",
   InvalidSelector: "InvalidSelector",
+  InvalidDetection: "InvalidDetection",
+  NeverMatches: "NeverMatches",
 } as const;
 
 const MAX_REQUEUE_MS = 6 * 60 * 60_000;
@@ -39,6 +42,9 @@ export function planRuntimeRule(rule: RuntimeRule, podsInNamespace: CachedPod[],
       });
     }
   });
+
+  // Detections that cannot work as written (signals/detection.ts): InvalidDetection, NeverMatches.
+  if (rule.spec.detection) problems.push(...compileDetection(rule.spec).problems);
 
   const { matches, error } = selectorMatcher(rule.spec.selector);
   const matchedPods = podsInNamespace.filter((p) => !p.metadata.deletionTimestamp && matches(p.metadata.labels)).length;

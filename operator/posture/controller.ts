@@ -34,7 +34,8 @@ import { patchStatusIfChanged } from "../runtime/status.ts";
 import { planPosture, type PostureDetail } from "./evaluate.ts";
 import { PostureMetrics } from "./metrics.ts";
 import { QuarantinePolicies } from "./networkpolicy.ts";
-import { DETAIL_ANNOTATION, FieldManagers, NETWORK_POLICY_NAME, POSTURE_LABEL, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
+import type { SignalSink } from "../signals/index.ts";
+import { DETAIL_ANNOTATION, FieldManagers, NETWORK_POLICY_NAME, POSTURE_LABEL, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION, SIGNAL_ANNOTATION } from "../../common/names.ts";
 
 const FIELD_MANAGER = FieldManagers.posture;
 const RULE_PREFIX = "rule:";
@@ -57,6 +58,8 @@ export interface PostureDeps {
   scans: Pick<ScanFeed, "index" | "informers">;
   /** The CA's revocation list: quarantine revokes the pod's certificates on it. */
   revocations: RevocationList;
+  /** Posture changes become runtime signals too (operator/signals/). */
+  signals?: SignalSink;
 }
 
 interface Rescan {
@@ -366,7 +369,8 @@ export class PostureController extends Controller {
       await kube.patch(
         resourcePath(Resources.pods, ns, pod.metadata.name),
         "merge",
-        { metadata: { annotations: { [RELEASE_ANNOTATION]: null }, ...(plan.explicitRelease ? { labels: { [QUARANTINE_LABEL]: null } } : {}) } },
+        // An explicit release also ends a runtime-signal response (label or quarantine).
+        { metadata: { annotations: { [RELEASE_ANNOTATION]: null, ...(plan.explicitRelease && annotations[SIGNAL_ANNOTATION] !== undefined ? { [SIGNAL_ANNOTATION]: null } : {}) }, ...(plan.explicitRelease ? { labels: { [QUARANTINE_LABEL]: null } } : {}) } },
         { fieldManager: FIELD_MANAGER },
       );
       this.postureMetrics.writes.inc({ operation: "release" });
@@ -377,6 +381,7 @@ export class PostureController extends Controller {
     // a rescan's critical path holds only the writes that change the pod.
     const quarantined = wantQ && !isQ;
     const released = isQ && !wantQ;
+    if (plan.posture === "violating" && labels[POSTURE_LABEL] !== "violating" && plan.detail) this.deps.signals?.postureViolating(pod, plan.detail);
     if (quarantined) {
       this.postureMetrics.quarantines.inc();
       log.warn({ pod: ref, rule: plan.detail?.rule, reason: plan.detail?.reason }, "pod quarantined");

@@ -8,7 +8,7 @@ import type { ScanIndex } from "../../scans/scan-index.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
 import { EXEMPT_NAMESPACES, isTenetEnforcer, shouldInject, type InjectionConfig } from "../../admission/inject.ts";
 import type { CachedPod } from "../cache/pods.ts";
-import { ENFORCER_CONTAINER, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION } from "../../common/names.ts";
+import { ENFORCER_CONTAINER, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION, SIGNAL_ANNOTATION } from "../../common/names.ts";
 
 export type Posture = "clean" | "warn" | "violating" | "unscanned";
 
@@ -16,7 +16,7 @@ export type Posture = "clean" | "warn" | "violating" | "unscanned";
 export interface PostureDetail {
   /** the rule that decided the posture (the first objecting one), "ns/name" */
   rule?: string;
-  reason: "WithinThresholds" | "Exempted" | "Unscanned" | "OverThreshold" | "PodSecurity" | "UnscannedDenied" | "EnforcerMissing";
+  reason: "WithinThresholds" | "Exempted" | "Unscanned" | "OverThreshold" | "PodSecurity" | "UnscannedDenied" | "EnforcerMissing" | "RuntimeSignal";
   enforcement?: "enforce" | "audit";
   /** counted vulnerabilities (after exemptions) of the deciding rule, non-zero severities only */
   counts?: Record<string, number>;
@@ -141,8 +141,16 @@ export function planPosture({ pod, rules, scans, namespaceLabels, now, injection
     detail = { rule: verdict.rules[0].rule, reason: "WithinThresholds", message: clip(verdict.rules[0].message, 400) };
   }
 
+  // A runtime-signal response (operator/signals/) makes the pod violating; its quarantine is enforcing.
+  const signal = signalResponse(annotations[SIGNAL_ANNOTATION]);
+  if (signal) {
+    const rulesList = [...new Set([...(detail?.rules ?? []), signal.rule])];
+    if (posture !== "violating") detail = { rule: signal.rule, reason: "RuntimeSignal", enforcement: signal.action === "quarantine" ? "enforce" : "audit", rules: rulesList, message: clip(`runtime signals: ${signal.message}`, 400) };
+    else detail = { ...detail!, rules: rulesList, message: clip(`${detail!.message}; also runtime signals: ${signal.message}`, 600) };
+    posture = "violating";
+  }
   // Quarantine needs an enforcing rule: one that objects, or (for a missing enforcer) one that selects the pod.
-  const enforcing = objecting.some((o) => o.enforcement === "enforce") || (missing && applicable.some((r) => r.spec.enforcement !== "audit"));
+  const enforcing = objecting.some((o) => o.enforcement === "enforce") || (missing && applicable.some((r) => r.spec.enforcement !== "audit")) || signal?.action === "quarantine";
   const fingerprint = detail ? createHash("sha256").update(JSON.stringify(detail)).digest("hex").slice(0, 16) : undefined;
   const violating = posture === "violating" && enforcing;
   // A person released the pod for exactly this violation: keep the record while it lasts.
@@ -166,10 +174,24 @@ export function planPosture({ pod, rules, scans, namespaceLabels, now, injection
     if (quarantine) {
       for (const o of objecting) if (o.enforcement === "enforce") by.add(o.rule);
       if (missing) for (const r of applicable) if (r.spec.enforcement !== "audit") by.add(`${r.namespace}/${r.name}`);
+      // Not a rule: a rescan never finds it applicable, so only an explicit release ends this quarantine.
+      if (signal?.action === "quarantine") by.add(`incident:${signal.incident}`);
     }
     quarantinedBy = by.size ? JSON.stringify([...by].sort()) : undefined;
   }
   return { posture, detail, quarantine, keepQuarantine, explicitRelease, released, quarantinedBy, nextExpiry };
+}
+
+/** The signal response recorded on the pod, when it is one Tenet could have written. */
+export function signalResponse(raw: string | undefined): { action: "label" | "quarantine"; rule: string; incident: string; message: string } | undefined {
+  if (!raw || raw.length > 4096) return undefined;
+  try {
+    const v = JSON.parse(raw);
+    if ((v?.action !== "label" && v?.action !== "quarantine") || typeof v.rule !== "string" || typeof v.incident !== "string") return undefined;
+    return { action: v.action, rule: v.rule, incident: v.incident, message: typeof v.message === "string" ? v.message : `incident ${v.incident}` };
+  } catch {
+    return undefined;
+  }
 }
 
 function parseRuleList(raw: string | undefined): string[] | undefined {

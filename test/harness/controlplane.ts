@@ -21,7 +21,7 @@ export interface TestCluster {
   stopAPIServer(): Promise<void>;
 }
 
-export const CRD_NAMES = ["serviceidentities.tenet.dev", "apipolicies.tenet.dev", "runtimerules.tenet.dev"];
+export const CRD_NAMES = ["serviceidentities.tenet.dev", "apipolicies.tenet.dev", "runtimerules.tenet.dev", "incidents.tenet.dev"];
 
 let starting: Promise<TestCluster> | undefined;
 

@@ -227,7 +227,7 @@ const apiPolicyCases: Case[] = [
 
 const all = {};
 const exemption = (id: string, expires: string, reason: string, extra: Record<string, unknown> = {}) => ({ id, expires, reason, ...extra });
-const response = (r: Record<string, unknown>) => ({ selector: all, detection: { responses: [{ name: "r", ...r }] } });
+const detection = (d: Record<string, unknown>) => ({ selector: all, detection: d });
 
 const runtimeRuleCases: Case[] = [
   { name: "accepts a rule with only an empty selector", spec: { selector: all }, expect: "accept" },
@@ -286,16 +286,29 @@ const runtimeRuleCases: Case[] = [
     spec: { selector: all, podSecurity: { allowedRegistries: ["ghcr.io", "registry.example.com:5000/team", "docker.io/library"] } },
     expect: "accept",
   },
-  { name: "rejects an unknown detection source", spec: response({ source: "tetragon", action: "alert" }), expect: reject("Unsupported value") },
-  { name: "rejects an unknown response action", spec: response({ source: "falco", action: "kill" }), expect: reject("Unsupported value") },
-  { name: "rejects an unknown minimum priority", spec: response({ source: "falco", action: "alert", minPriority: "info" }), expect: reject("Unsupported value") },
-  { name: "rejects a response without an action", spec: response({ source: "falco" }), expect: reject("action: Required value") },
+  { name: "rejects an unknown signal source", spec: detection({ signals: [{ name: "s", source: "tetragon" }] }), expect: reject("Unsupported value") },
+  { name: "rejects a priority that is no comparison", spec: detection({ signals: [{ name: "s", source: "falco", priority: "~warning" }] }), expect: reject("priority") },
+  { name: "accepts priority comparisons", spec: detection({ signals: [{ name: "a", source: "falco", priority: ">=warning" }, { name: "b", source: "falco", priority: "<notice" }] }), expect: "accept" },
+  { name: "rejects In without values", spec: detection({ signals: [{ name: "s", source: "falco", fields: [{ field: "proc.name", operator: "In" }] }] }), expect: reject("values must be non-empty for In") },
+  { name: "rejects a response naming an undefined signal", spec: detection({ signals: [{ name: "s", source: "falco" }], responses: [{ name: "r", on: ["t"], action: "alert" }] }), expect: reject("every name in responses[].on must be a signal or a correlation") },
+  { name: "rejects an unknown response action", spec: detection({ signals: [{ name: "s", source: "falco" }], responses: [{ name: "r", on: ["s"], action: "kill" }] }), expect: reject("Unsupported value") },
+  { name: "rejects maxQuarantinedPercent on an alert", spec: detection({ signals: [{ name: "s", source: "falco" }], responses: [{ name: "r", on: ["s"], action: "alert", maxQuarantinedPercent: 50 }] }), expect: reject("maxQuarantinedPercent applies to the quarantine action only") },
+  { name: "rejects a cooldown over 24h", spec: detection({ signals: [{ name: "s", source: "falco" }], responses: [{ name: "r", on: ["s"], action: "alert", cooldown: "25h" }] }), expect: reject("cooldown must be at most 24h") },
+  { name: "rejects value_count without a field", spec: detection({ signals: [{ name: "s", source: "falco" }], correlations: [{ name: "c", type: "value_count", signals: ["s"], timespan: "1m", condition: { gte: 2 } }] }), expect: reject("field is required for value_count") },
+  { name: "rejects event_count without a condition", spec: detection({ signals: [{ name: "s", source: "falco" }], correlations: [{ name: "c", type: "event_count", signals: ["s"], timespan: "1m" }] }), expect: reject("condition (gte) is required") },
+  { name: "rejects temporal_ordered with one signal", spec: detection({ signals: [{ name: "s", source: "falco" }], correlations: [{ name: "c", type: "temporal_ordered", signals: ["s"], timespan: "1m" }] }), expect: reject("temporal_ordered needs at least two signals") },
+  { name: "rejects a timespan over 24h with the CEL message", spec: detection({ signals: [{ name: "s", source: "falco" }], correlations: [{ name: "c", type: "event_count", signals: ["s"], timespan: "25h", condition: { gte: 2 } }] }), expect: reject("timespan must be between 1s and 24h, got 25h") },
+  { name: "rejects a correlation of an undefined signal", spec: detection({ signals: [{ name: "s", source: "falco" }], correlations: [{ name: "c", type: "event_count", signals: ["x"], timespan: "1m", condition: { gte: 2 } }] }), expect: reject("every name in correlations[].signals") },
+  { name: "rejects a correlation named like a signal", spec: detection({ signals: [{ name: "s", source: "falco" }], correlations: [{ name: "s", type: "event_count", signals: ["s"], timespan: "1m", condition: { gte: 2 } }] }), expect: reject("a correlation cannot") },
   {
-    name: "rejects a correlation window over 24h with the CEL message",
-    spec: { selector: all, detection: { correlationWindow: "25h" } },
-    expect: reject("correlationWindow must be between 1s and 24h"),
+    name: "accepts a shell, then five API denials from one identity within 5 minutes, quarantined",
+    spec: detection({
+      signals: [{ name: "shell", source: "falco", rules: ["Terminal shell in container"], priority: ">=warning" }, { name: "denied", source: "enforcer", rules: ["APIDenied"] }],
+      correlations: [{ name: "denials", type: "event_count", signals: ["denied"], timespan: "5m", condition: { gte: 5 } }, { name: "shell-then-denials", type: "temporal_ordered", signals: ["shell", "denials"], timespan: "5m" }],
+      responses: [{ name: "isolate", on: ["shell-then-denials"], action: "quarantine", maxQuarantinedPercent: 50 }],
+    }),
+    expect: "accept",
   },
-  { name: "rejects a correlation window that is not a Go duration", spec: { selector: all, detection: { correlationWindow: "5 minutes" } }, expect: reject("correlationWindow") },
 ];
 
 const tables: [Kind, Case[]][] = [

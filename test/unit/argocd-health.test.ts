@@ -38,8 +38,9 @@ describe("Argo CD health checks and actions (gopher-lua)", function () {
     }
   });
 
-  it("the three kinds share one script (the same conditions, the same meaning)", () => {
-    const scripts = tenetKinds().map((k) => readFileSync(path.join(root, "tenet.dev", k, "health.lua"), "utf8"));
+  it("the kinds with a Ready condition share one script (the same conditions, the same meaning)", () => {
+    // An Incident has no Ready condition (a person moves it through spec.state): a script of its own.
+    const scripts = tenetKinds().filter((k) => k !== "Incident").map((k) => readFileSync(path.join(root, "tenet.dev", k, "health.lua"), "utf8"));
     assert.ok(scripts.every((s) => s === scripts[0]));
   });
 
