@@ -236,4 +236,5 @@ export const Resources = {
   serviceIdentities: { group: "tenet.dev", version: "v1alpha1", plural: "serviceidentities" },
   apiPolicies: { group: "tenet.dev", version: "v1alpha1", plural: "apipolicies" },
   runtimeRules: { group: "tenet.dev", version: "v1alpha1", plural: "runtimerules" },
+  policyReports: { group: "wgpolicyk8s.io", version: "v1alpha2", plural: "policyreports" },
 } as const;

@@ -19,7 +19,7 @@ import type { RuntimeMetrics } from "../runtime/metrics.ts";
 import { mutate } from "./handlers/mutate.ts";
 import { validate } from "./handlers/validate.ts";
 import { protectTenetMetadata, releaseReview } from "./handlers/protect.ts";
-import { AdmissionMetrics, admissionRoute } from "./transport.ts";
+import { AdmissionMetrics, admissionRoute, type AdmissionRequest } from "./transport.ts";
 import { webhookConfigController, type TrustBundle } from "./webhook-config.ts";
 
 export interface AdmissionFeature {
@@ -94,8 +94,10 @@ export function createAdmission(ctx: {
             now: () => new Date(),
             injection,
             // Events go out after the answer: never a remote call on the request path.
-            report: (_req, owner, verdict) =>
+            report: (req, owner, verdict) =>
               setImmediate(() => {
+                // The denied object, for the leader's PolicyReports (operator/reports/admission.ts).
+                const related = deniedObject(req);
                 for (const rv of verdict.rules) {
                   if (rv.decision === "allow") continue;
                   const [ns, name] = rv.rule.split("/");
@@ -108,6 +110,7 @@ export function createAdmission(ctx: {
                     denied ? "AdmissionDenied" : "AdmittedWithWarnings",
                     // owner names the object as the caller sent it: bounded, like every Event message.
                     clip(`${owner}: ${rv.message}`, 1024)!,
+                    denied ? { related, action: req.operation } : undefined,
                   );
                 }
               }),
@@ -115,4 +118,12 @@ export function createAdmission(ctx: {
       });
     },
   };
+}
+
+/** The object an admission request was about, as an Event's `related` reference (name "prefix*" for generateName). */
+function deniedObject(req: AdmissionRequest) {
+  const m = req.object?.metadata ?? {};
+  const name = typeof m.name === "string" && m.name ? m.name : typeof m.generateName === "string" && m.generateName ? `${m.generateName}*` : "(unnamed)";
+  const group = req.kind.group ? `${req.kind.group}/` : "";
+  return { apiVersion: clip(`${group}${req.kind.version}`, 128)!, kind: clip(req.kind.kind, 63)!, namespace: req.namespace ?? m.namespace, name: clip(name, 253)! };
 }
