@@ -130,6 +130,7 @@ export class PolicyReports extends Controller {
       for (const ns of all) this.queue.add(ns);
     } else if (!served) {
       this.available = false;
+      this.rlog.debug({ api: `${API.group}/${API.version}` }, "PolicyReport API not served");
       if (!this.absentLogged) {
         this.absentLogged = true;
         this.rlog.info({ api: `${API.group}/${API.version}`, retryMs: this.deps.cfg.policyReports.discoveryMs }, "PolicyReport CRD not installed; Tenet writes no PolicyReports until it is (install Policy Reporter's or Kyverno's CRDs to get them)");
