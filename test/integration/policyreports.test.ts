@@ -96,12 +96,32 @@ describe("PolicyReports (real API server, operator process)", function () {
     await first.waitForHTTPS();
     await first.waitForLog("webhooks applied", (l) => l.msg === "webhook configurations applied", 30_000);
 
+    // A forged denial Event (right reason and source, a uid that is not the RuntimeRule's) is not taken;
+    // created before the real denial, so the leader has seen it by the time the real one is in the report.
+    const rule = await kube.get(resourcePath(Resources.runtimeRules, ns, "strict"));
+    await kube.create(resourcePath(Resources.events, ns), {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { name: `forged.${Date.now()}`, namespace: ns },
+      involvedObject: { apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", name: "strict", namespace: ns, uid: "00000000-0000-0000-0000-000000000000" },
+      related: { apiVersion: "v1", kind: "Pod", namespace: ns, name: "forged-0" },
+      reason: "AdmissionDenied",
+      type: "Warning",
+      message: `Pod ${ns}/forged-0: forged`,
+      source: { component: "tenet-operator" },
+      firstTimestamp: new Date().toISOString(),
+      lastTimestamp: new Date().toISOString(),
+      count: 1,
+    });
+    assert.ok(rule.metadata.uid);
+
     // The API server calls the webhook once it has picked up the configuration (dry runs are not reported).
     const billing = pod("billing-0", { app: "billing" }, "default", "ghcr.io/acme/billing:1.0");
     await waitFor("the validating webhook to deny billing-0", () => kube.create(resourcePath(Resources.pods, ns), billing, { dryRun: "All" }).then(() => false, (e) => /denied the request/.test(String(e))), 20_000, 250);
     await assert.rejects(kube.create(resourcePath(Resources.pods, ns), billing), /denied the request/);
 
     let r = await waitReport("a fail result for the denied billing-0 and a pass for orders-0", (x) => resultFor(x, "billing-0", "admission")?.result === "fail" && resultFor(x, "orders-0")?.result === "pass");
+    assert.equal(resultFor(r, "forged-0"), undefined, "a forged Event made a result");
     const denied = resultFor(r, "billing-0", "admission");
     assert.equal(denied.source, "tenet");
     assert.equal(denied.policy, "strict");
@@ -135,5 +155,21 @@ describe("PolicyReports (real API server, operator process)", function () {
     assert.equal(after.metadata.resourceVersion, before, "the report was rewritten although nothing changed");
     assert.equal(await second.metricSum("tenet_policyreports_reconciles_total", 'operation="apply"'), 0);
     assert.equal(resultFor(after, "billing-0", "admission")?.result, "fail", "the denial survives the change of leader");
+  });
+
+  it("grants the operator its own PolicyReport only: no other report, no list, no ClusterPolicyReport", async () => {
+    const may = async (verb: string, resource: string, name?: string, namespace = "default") => {
+      const r = await kube.create("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+        apiVersion: "authorization.k8s.io/v1",
+        kind: "SubjectAccessReview",
+        spec: { user: "system:serviceaccount:tenet-system:tenet-operator", groups: ["system:serviceaccounts", "system:authenticated"], resourceAttributes: { group: "wgpolicyk8s.io", resource, verb, name, namespace } },
+      });
+      return r.status.allowed === true;
+    };
+    for (const verb of ["get", "create", "patch", "delete"]) assert.ok(await may(verb, "policyreports", "tenet"), verb);
+    for (const verb of ["get", "patch", "delete", "update"]) assert.ok(!(await may(verb, "policyreports", "kyverno-polr")), `${verb} another report`);
+    assert.ok(!(await may("list", "policyreports")));
+    assert.ok(!(await may("update", "policyreports", "tenet")));
+    assert.ok(!(await may("patch", "clusterpolicyreports", "tenet", "")));
   });
 });
