@@ -21,6 +21,7 @@ import { validate } from "./handlers/validate.ts";
 import { protectTenetMetadata, releaseReview } from "./handlers/protect.ts";
 import { AdmissionMetrics, admissionRoute, type AdmissionRequest } from "./transport.ts";
 import { webhookConfigController, type TrustBundle } from "./webhook-config.ts";
+import { recordDenial } from "../reports/admission.ts";
 
 export interface AdmissionFeature {
   /** Leader only: applies the webhook configurations. */
@@ -112,6 +113,7 @@ export function createAdmission(ctx: {
                     clip(`${owner}: ${rv.message}`, 1024)!,
                     denied ? { related, action: req.operation } : undefined,
                   );
+                  if (denied) void recordDenial(ctx.events, cfg, rule, related, req.operation, clip(`${owner}: ${rv.message}`, 1024)!);
                 }
               }),
           }),

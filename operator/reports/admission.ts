@@ -1,20 +1,40 @@
-// Admission denials as the leader learns them. The validating webhook runs on every replica, and
-// each replica already records a denial as an Event on the RuntimeRule (reason AdmissionDenied,
-// the denied object in `related`, the operation in `action`). The leader reads those Events back
-// and keeps the denials here, bounded per namespace (oldest dropped first, counted), for up to
-// DENIAL_TTL_MS — so no replica but the leader writes reports, and no request waits for one.
+// Admission denials as the leader learns them. The validating webhook runs on every replica; for
+// each denial the replica that answered records an Event in Tenet's own namespace (on the leader
+// Lease: reason AdmissionDenied, the denied object in `related`, the operation in `action`, the
+// RuntimeRule in an annotation), besides the Event on the RuntimeRule users see. Only Tenet (and
+// cluster admins) can write Events there, so the record cannot be forged by a namespace editor.
+// The leader watches them and keeps the denials here, bounded per namespace (oldest dropped first,
+// counted), for up to DENIAL_TTL_MS — so only the leader writes reports and no request waits.
 import type { AdmissionDenial, ObjectRef } from "./build.ts";
 import { admissionKey, MAX_ADMISSION_RESULTS } from "./build.ts";
+import type { EventRecorder } from "../runtime/events.ts";
+import type { KubeObject } from "../../common/objects.ts";
 
 /** How long a denial stays in the report after it was last seen. */
 export const DENIAL_TTL_MS = 24 * 3600_000;
 export const DENIAL_REASON = "AdmissionDenied";
+/** Annotation of the record Event: the RuntimeRule that denied, {"namespace","name","uid"}. */
+export const DENIAL_RULE_ANNOTATION = "tenet.dev/runtime-rule";
 const NAME = /^[a-z0-9A-Z]([-a-zA-Z0-9_.*]{0,252})$/;
 const KIND = /^[A-Z][A-Za-z0-9]{0,62}$/;
 
+/** The record of one denial for the leader (never throws: EventRecorder logs its own failures). */
+export function recordDenial(
+  events: EventRecorder,
+  cfg: { namespace: string; leaseName: string },
+  rule: KubeObject,
+  related: { apiVersion?: string; kind: string; name: string; namespace?: string },
+  operation: string,
+  message: string,
+): Promise<void> {
+  const target = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: cfg.leaseName, namespace: cfg.namespace } };
+  const annotations = { [DENIAL_RULE_ANNOTATION]: JSON.stringify({ namespace: rule.metadata.namespace, name: rule.metadata.name, uid: rule.metadata.uid }) };
+  return events.emit(target, "Warning", DENIAL_REASON, message, { related, action: operation, annotations });
+}
+
 /** The fields of an Event the leader keeps (the informer's transform). */
 export interface DenialEvent {
-  metadata: { name: string; namespace: string; uid?: string; resourceVersion?: string };
+  metadata: { name: string; namespace: string; uid?: string; resourceVersion?: string; annotations?: Record<string, string> };
   involvedObject?: { apiVersion?: string; kind?: string; name?: string; namespace?: string; uid?: string };
   related?: { apiVersion?: string; kind?: string; name?: string; namespace?: string };
   reason?: string;
@@ -30,7 +50,13 @@ export interface DenialEvent {
 export function toDenialEvent(raw: any): DenialEvent {
   const pick = (o: any, keys: string[]) => (o && typeof o === "object" ? Object.fromEntries(keys.filter((k) => typeof o[k] === "string").map((k) => [k, o[k]])) : undefined);
   return {
-    metadata: { name: raw.metadata?.name, namespace: raw.metadata?.namespace, uid: raw.metadata?.uid, resourceVersion: raw.metadata?.resourceVersion },
+    metadata: {
+      name: raw.metadata?.name,
+      namespace: raw.metadata?.namespace,
+      uid: raw.metadata?.uid,
+      resourceVersion: raw.metadata?.resourceVersion,
+      ...(typeof raw.metadata?.annotations?.[DENIAL_RULE_ANNOTATION] === "string" ? { annotations: { [DENIAL_RULE_ANNOTATION]: raw.metadata.annotations[DENIAL_RULE_ANNOTATION].slice(0, 1024) } } : {}),
+    },
     involvedObject: pick(raw.involvedObject, ["apiVersion", "kind", "name", "namespace", "uid"]),
     related: pick(raw.related, ["apiVersion", "kind", "name", "namespace"]),
     reason: raw.reason,
@@ -45,28 +71,31 @@ export function toDenialEvent(raw: any): DenialEvent {
 }
 
 /**
- * The denial an Event records, or undefined when it is not one of Tenet's: reason AdmissionDenied
- * from source tenet-operator, about a RuntimeRule that exists with that uid (`ruleUid`), naming a
- * denied object of the Event's own namespace. Nobody's decision depends on it: a forged Event can
- * at most add a failed result to its own namespace's report (docs/policyreports.md).
+ * The denial a record Event holds, or undefined when it is not one: reason AdmissionDenied from
+ * source `component`, in Tenet's namespace (`namespace`; the informer watches only there), naming a
+ * RuntimeRule that exists with that uid (`ruleUid`) and a denied object of the rule's namespace.
  */
-export function denialFromEvent(ev: DenialEvent, ruleUid: (namespace: string, name: string) => string | undefined, component: string): AdmissionDenial | undefined {
-  const ns = ev.metadata.namespace;
-  const io = ev.involvedObject;
+export function denialFromEvent(ev: DenialEvent, ruleUid: (namespace: string, name: string) => string | undefined, component: string, namespace: string): AdmissionDenial | undefined {
   const rel = ev.related;
-  if (ev.reason !== DENIAL_REASON || ev.source?.component !== component) return undefined;
-  if (io?.kind !== "RuntimeRule" || io.apiVersion !== "tenet.dev/v1alpha1" || !io.name || io.namespace !== ns) return undefined;
-  if (!io.uid || ruleUid(ns, io.name) !== io.uid) return undefined;
-  if (!rel?.kind || !rel.name || !KIND.test(rel.kind) || !NAME.test(rel.name) || (rel.namespace ?? ns) !== ns) return undefined;
+  if (ev.metadata.namespace !== namespace || ev.reason !== DENIAL_REASON || ev.source?.component !== component) return undefined;
+  let rule: { namespace?: unknown; name?: unknown; uid?: unknown };
+  try {
+    rule = JSON.parse(ev.metadata.annotations?.[DENIAL_RULE_ANNOTATION] ?? "null") ?? {};
+  } catch {
+    return undefined;
+  }
+  const ns = rule.namespace;
+  if (typeof ns !== "string" || typeof rule.name !== "string" || typeof rule.uid !== "string" || !rule.uid || ruleUid(ns, rule.name) !== rule.uid) return undefined;
+  if (!rel?.kind || !rel.name || !KIND.test(rel.kind) || !NAME.test(rel.name) || rel.namespace !== ns) return undefined;
   const at = Date.parse(ev.lastTimestamp ?? ev.eventTime ?? ev.firstTimestamp ?? "");
   if (!Number.isFinite(at)) return undefined;
   const resource: ObjectRef & { namespace: string } = { kind: rel.kind, namespace: ns, name: rel.name };
   if (rel.apiVersion && rel.apiVersion.length <= 128) resource.apiVersion = rel.apiVersion;
-  // The message starts with the object as the recorder names it ("Deployment ns/name: "); the result names it in resources.
+  // The message starts with the object as the webhook names it ("Deployment ns/name: "); the result names it in resources.
   const prefix = `${rel.kind} ${ns}/${rel.name}: `;
   const message = (ev.message ?? "").startsWith(prefix) ? ev.message!.slice(prefix.length) : (ev.message ?? "");
   const operation = ev.action && /^[A-Z]{1,16}$/.test(ev.action) ? ev.action : undefined;
-  return { policy: io.name, resource, message, operation, count: Math.max(1, Math.min(ev.count ?? 1, 1e9)), at };
+  return { policy: rule.name, resource, message, operation, count: Math.max(1, Math.min(ev.count ?? 1, 1e9)), at };
 }
 
 /** Denials per namespace: one per (rule, resource), at most MAX_ADMISSION_RESULTS, the oldest dropped first. */

@@ -37,7 +37,7 @@ export interface ReportDeps {
 
 export class PolicyReports extends Controller {
   readonly reportMetrics: ReportMetrics;
-  /** Tenet's AdmissionDenied Events; started with leadership, not part of readiness. */
+  /** The AdmissionDenied records in Tenet's namespace (admission.ts); started with leadership, not part of readiness. */
   readonly events: Informer<DenialEvent>;
   private readonly deps: ReportDeps;
   private readonly rlog: Logger;
@@ -60,6 +60,8 @@ export class PolicyReports extends Controller {
     this.events = new Informer<DenialEvent>(deps.kube, this.rlog, {
       name: "admission-denial-events",
       resource: Resources.events,
+      // Tenet's own namespace only: nobody but Tenet (and cluster admins) writes Events there.
+      namespace: deps.cfg.namespace,
       fieldSelector: `reason=${DENIAL_REASON},source=${OPERATOR_NAME}`,
       transform: toDenialEvent,
       resyncMs: deps.cfg.resyncMs,
@@ -79,7 +81,7 @@ export class PolicyReports extends Controller {
     });
     this.events.onChange((type, ev) => {
       if (type === "delete") return; // a denial outlives its Event (bounded by count and DENIAL_TTL_MS)
-      const d = denialFromEvent(ev, (ns, name) => rules.get(`${ns}/${name}`)?.metadata.uid, OPERATOR_NAME);
+      const d = denialFromEvent(ev, (ns, name) => rules.get(`${ns}/${name}`)?.metadata.uid, OPERATOR_NAME, this.deps.cfg.namespace);
       if (!d) return;
       if (this.denials.add(d)) {
         this.reportMetrics.denials.inc();

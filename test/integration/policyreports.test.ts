@@ -96,14 +96,15 @@ describe("PolicyReports (real API server, operator process)", function () {
     await first.waitForHTTPS();
     await first.waitForLog("webhooks applied", (l) => l.msg === "webhook configurations applied", 30_000);
 
-    // A forged denial Event (right reason and source, a uid that is not the RuntimeRule's) is not taken;
-    // created before the real denial, so the leader has seen it by the time the real one is in the report.
+    // A forged denial, as a namespace editor can write it (Events in their namespace, the real rule's
+    // uid and Tenet's annotation) is not taken: the leader reads records in Tenet's namespace only.
+    // Created before the real denial, so it would be in the report by the time the real one is.
     const rule = await kube.get(resourcePath(Resources.runtimeRules, ns, "strict"));
     await kube.create(resourcePath(Resources.events, ns), {
       apiVersion: "v1",
       kind: "Event",
-      metadata: { name: `forged.${Date.now()}`, namespace: ns },
-      involvedObject: { apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", name: "strict", namespace: ns, uid: "00000000-0000-0000-0000-000000000000" },
+      metadata: { name: `forged.${Date.now()}`, namespace: ns, annotations: { "tenet.dev/runtime-rule": JSON.stringify({ namespace: ns, name: "strict", uid: rule.metadata.uid }) } },
+      involvedObject: { apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", name: "strict", namespace: ns, uid: rule.metadata.uid },
       related: { apiVersion: "v1", kind: "Pod", namespace: ns, name: "forged-0" },
       reason: "AdmissionDenied",
       type: "Warning",
@@ -122,6 +123,11 @@ describe("PolicyReports (real API server, operator process)", function () {
 
     let r = await waitReport("a fail result for the denied billing-0 and a pass for orders-0", (x) => resultFor(x, "billing-0", "admission")?.result === "fail" && resultFor(x, "orders-0")?.result === "pass");
     assert.equal(resultFor(r, "forged-0"), undefined, "a forged Event made a result");
+    // The record the replica wrote for the leader, in Tenet's namespace, on the leader Lease.
+    const records = (await kube.get(resourcePath(Resources.events, "tenet-system"), { fieldSelector: "reason=AdmissionDenied" })).items.filter((e: any) => e.related?.name === "billing-0" && e.related?.namespace === ns);
+    assert.equal(records.length, 1);
+    assert.deepEqual([records[0].involvedObject.kind, records[0].involvedObject.name, records[0].action], ["Lease", `lease-${ns}`, "CREATE"]);
+    assert.equal(JSON.parse(records[0].metadata.annotations["tenet.dev/runtime-rule"]).uid, rule.metadata.uid);
     const denied = resultFor(r, "billing-0", "admission");
     assert.equal(denied.source, "tenet");
     assert.equal(denied.policy, "strict");
@@ -157,12 +163,12 @@ describe("PolicyReports (real API server, operator process)", function () {
     assert.equal(resultFor(after, "billing-0", "admission")?.result, "fail", "the denial survives the change of leader");
   });
 
-  it("grants the operator its own PolicyReport only: no other report, no list, no ClusterPolicyReport", async () => {
-    const may = async (verb: string, resource: string, name?: string, namespace = "default") => {
+  it("grants the operator its own PolicyReport only (no other report, no list, no ClusterPolicyReport) and Events of its own namespace only", async () => {
+    const may = async (verb: string, resource: string, name?: string, namespace = "default", group = "wgpolicyk8s.io") => {
       const r = await kube.create("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
         apiVersion: "authorization.k8s.io/v1",
         kind: "SubjectAccessReview",
-        spec: { user: "system:serviceaccount:tenet-system:tenet-operator", groups: ["system:serviceaccounts", "system:authenticated"], resourceAttributes: { group: "wgpolicyk8s.io", resource, verb, name, namespace } },
+        spec: { user: "system:serviceaccount:tenet-system:tenet-operator", groups: ["system:serviceaccounts", "system:authenticated"], resourceAttributes: { group, resource, verb, name, namespace } },
       });
       return r.status.allowed === true;
     };
@@ -171,5 +177,8 @@ describe("PolicyReports (real API server, operator process)", function () {
     assert.ok(!(await may("list", "policyreports")));
     assert.ok(!(await may("update", "policyreports", "tenet")));
     assert.ok(!(await may("patch", "clusterpolicyreports", "tenet", "")));
+    // The denial records are read in Tenet's namespace only.
+    assert.ok(await may("watch", "events", undefined, "tenet-system", ""));
+    assert.ok(!(await may("list", "events", undefined, "default", "")));
   });
 });

@@ -132,11 +132,13 @@ describe("PolicyReports: building (operator/reports/build.ts)", () => {
 
 describe("PolicyReports: admission denials from Tenet's Events (operator/reports/admission.ts)", () => {
   const RULE_UID = "rule-uid";
+  const TENET_NS = "tenet-system";
   const ruleUid = (ns: string, name: string) => (ns === NS && name === "strict" ? RULE_UID : undefined);
+  const ruleAnnotation = (rule: object) => ({ "tenet.dev/runtime-rule": JSON.stringify(rule) });
   const event = (over: Record<string, any> = {}) =>
     toDenialEvent({
-      metadata: { name: "strict.abc", namespace: NS },
-      involvedObject: { apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", name: "strict", namespace: NS, uid: RULE_UID },
+      metadata: { name: "tenet-operator-leader.abc", namespace: TENET_NS, annotations: ruleAnnotation({ namespace: NS, name: "strict", uid: RULE_UID }) },
+      involvedObject: { apiVersion: "coordination.k8s.io/v1", kind: "Lease", name: "tenet-operator-leader", namespace: TENET_NS },
       related: { apiVersion: "apps/v1", kind: "Deployment", namespace: NS, name: "billing" },
       action: "CREATE",
       reason: "AdmissionDenied",
@@ -146,9 +148,10 @@ describe("PolicyReports: admission denials from Tenet's Events (operator/reports
       lastTimestamp: "2025-06-01T11:00:00Z",
       ...over,
     });
+  const read = (ev: ReturnType<typeof event>) => denialFromEvent(ev, ruleUid, "tenet-operator", TENET_NS);
 
-  it("reads the denied object, rule, operation, count and time from a denial Event", () => {
-    assert.deepEqual(denialFromEvent(event(), ruleUid, "tenet-operator"), {
+  it("reads the denied object, rule, operation, count and time from a record Event in Tenet's namespace", () => {
+    assert.deepEqual(read(event()), {
       policy: "strict",
       resource: { apiVersion: "apps/v1", kind: "Deployment", namespace: NS, name: "billing" },
       message: "image ghcr.io/acme/billing:1 has 2 critical vulnerabilities",
@@ -158,28 +161,36 @@ describe("PolicyReports: admission denials from Tenet's Events (operator/reports
     });
   });
 
-  it("ignores Events that are not Tenet's denials about an existing RuntimeRule of the same namespace", () => {
+  it("ignores Events that are not Tenet's records of a denial by an existing RuntimeRule", () => {
+    const meta = (annotations: Record<string, string> | undefined, namespace = TENET_NS) => ({ metadata: { name: "x", namespace, annotations } });
     const bad: Record<string, any>[] = [
+      meta(ruleAnnotation({ namespace: NS, name: "strict", uid: RULE_UID }), NS), // in the user's namespace: a namespace editor can write those
       { reason: "AdmittedWithWarnings" },
       { source: { component: "someone-else" } },
-      { involvedObject: { apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", name: "strict", namespace: NS, uid: "forged" } },
-      { involvedObject: { apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", name: "gone", namespace: NS, uid: RULE_UID } },
-      { involvedObject: { apiVersion: "v1", kind: "Pod", name: "strict", namespace: NS, uid: RULE_UID } },
+      meta(ruleAnnotation({ namespace: NS, name: "strict", uid: "forged" })),
+      meta(ruleAnnotation({ namespace: NS, name: "gone", uid: RULE_UID })),
+      meta(ruleAnnotation({ namespace: NS, name: "strict" })),
+      meta({ "tenet.dev/runtime-rule": "{not json" }),
+      meta(undefined),
       { related: { kind: "Deployment", namespace: "other", name: "billing" } },
+      { related: { kind: "Deployment", name: "billing" } },
       { related: undefined },
-      { related: { kind: "Deployment", name: "x".repeat(300) } },
-      { related: { kind: "Deployment", name: "bad name/../" } },
-      { related: { kind: "not a kind", name: "billing" } },
+      { related: { kind: "Deployment", namespace: NS, name: "x".repeat(300) } },
+      { related: { kind: "Deployment", namespace: NS, name: "bad name/../" } },
+      { related: { kind: "not a kind", namespace: NS, name: "billing" } },
       { lastTimestamp: "not a time", firstTimestamp: undefined },
     ];
-    for (const over of bad) assert.equal(denialFromEvent(event(over), ruleUid, "tenet-operator"), undefined, JSON.stringify(over));
+    for (const over of bad) assert.equal(read(event(over)), undefined, JSON.stringify(over));
   });
 
-  it("bounds what it keeps of an Event: message length, operation, count", () => {
-    const d = denialFromEvent(event({ message: "m".repeat(100_000), action: "DROP TABLE", count: 1e12 }), ruleUid, "tenet-operator")!;
+  it("bounds what it keeps of an Event: message length, annotation, operation, count", () => {
+    const ev = event({ message: "m".repeat(100_000), action: "DROP TABLE", count: 1e12 });
+    assert.ok(ev.message!.length <= 2048);
+    const d = read(ev)!;
     assert.ok(d.message.length <= 2048);
     assert.equal(d.operation, undefined);
     assert.equal(d.count, 1e9);
+    assert.ok(toDenialEvent({ metadata: { name: "x", namespace: TENET_NS, annotations: { "tenet.dev/runtime-rule": "a".repeat(10_000), other: "b".repeat(10_000) } } }).metadata.annotations!["tenet.dev/runtime-rule"].length <= 1024);
   });
 
   it("keeps one denial per rule and resource, at most its cap per namespace, dropping (and counting) the oldest", () => {
