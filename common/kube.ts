@@ -237,4 +237,5 @@ export const Resources = {
   apiPolicies: { group: "tenet.dev", version: "v1alpha1", plural: "apipolicies" },
   runtimeRules: { group: "tenet.dev", version: "v1alpha1", plural: "runtimerules" },
   incidents: { group: "tenet.dev", version: "v1alpha1", plural: "incidents" },
+  policyReports: { group: "wgpolicyk8s.io", version: "v1alpha2", plural: "policyreports" },
 } as const;

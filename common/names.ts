@@ -28,6 +28,7 @@ export const FieldManagers = {
   posture: "tenet-posture",
   policy: "tenet-policy",
   signals: "tenet-signals",
+  reports: "tenet-reports",
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -114,3 +115,13 @@ export const PURPOSE_ANNOTATION = "tenet.dev/purpose";
 
 /** Pod annotation: the PolicyDocument version its enforcer last fetched. */
 export const POLICY_VERSION_ANNOTATION = "tenet.dev/policy-version";
+
+// ---------------------------------------------------------------------------------------------
+// PolicyReports (operator/reports/): Tenet's results for Policy Reporter and kubectl
+
+/** The wgpolicyk8s.io PolicyReport Tenet writes in each namespace with results. */
+export const POLICY_REPORT_NAME = "tenet";
+/** `source` of every result Tenet writes. */
+export const POLICY_REPORT_SOURCE = "tenet";
+/** Report annotation: JSON counts of the results left out to keep the report bounded. */
+export const OMITTED_RESULTS_ANNOTATION = "tenet.dev/omitted-results";

@@ -23,6 +23,11 @@ export const CRD_DEFAULTS: Record<string, DefaultsTree> = {
             }
           }
         }
+      },
+      "status": {
+        "default": {
+          "observedGeneration": 0
+        }
       }
     }
   },
@@ -49,6 +54,11 @@ export const CRD_DEFAULTS: Record<string, DefaultsTree> = {
               }
             }
           }
+        }
+      },
+      "status": {
+        "default": {
+          "observedGeneration": 0
         }
       }
     }
@@ -121,6 +131,11 @@ export const CRD_DEFAULTS: Record<string, DefaultsTree> = {
               }
             }
           }
+        }
+      },
+      "status": {
+        "default": {
+          "observedGeneration": 0
         }
       }
     }

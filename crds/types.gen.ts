@@ -62,7 +62,11 @@ export interface ServiceIdentity {
   metadata: V1ObjectMeta;
   /** Spec selects the pods this identity covers and sets their certificate parameters. */
   spec: ServiceIdentitySpec;
-  /** Status is written by the operator. */
+  /**
+   * Status is written by the operator. Until the operator has seen the object, observedGeneration
+   * is 0 (a default), so kstatus and Flux wait for it instead of taking a status nobody wrote yet
+   * for a healthy one.
+   */
   status?: ServiceIdentityStatus;
 }
 
@@ -122,7 +126,11 @@ export interface ServiceIdentityCertificate {
   dnsNames?: string[];
 }
 
-/** Status is written by the operator. */
+/**
+ * Status is written by the operator. Until the operator has seen the object, observedGeneration is
+ * 0 (a default), so kstatus and Flux wait for it instead of taking a status nobody wrote yet for a
+ * healthy one.
+ */
 export interface ServiceIdentityStatus {
   /** The metadata.generation this status was computed from. */
   observedGeneration?: number;
@@ -164,7 +172,11 @@ export interface APIPolicy {
   metadata: V1ObjectMeta;
   /** Spec declares the protected workloads, their APIs and who may call them. */
   spec: APIPolicySpec;
-  /** Status is written by the operator. */
+  /**
+   * Status is written by the operator. Until the operator has seen the object, observedGeneration
+   * is 0 (a default), so kstatus and Flux wait for it instead of taking a status nobody wrote yet
+   * for a healthy one.
+   */
   status?: APIPolicyStatus;
 }
 
@@ -334,7 +346,11 @@ export interface APIPolicyRuleTo {
   scopes?: string[];
 }
 
-/** Status is written by the operator. */
+/**
+ * Status is written by the operator. Until the operator has seen the object, observedGeneration is
+ * 0 (a default), so kstatus and Flux wait for it instead of taking a status nobody wrote yet for a
+ * healthy one.
+ */
 export interface APIPolicyStatus {
   /** The metadata.generation this status was computed from. */
   observedGeneration?: number;
@@ -367,7 +383,11 @@ export interface RuntimeRule {
   metadata: V1ObjectMeta;
   /** Spec selects pods and sets the rules they must follow. */
   spec: RuntimeRuleSpec;
-  /** Status is written by the operator. */
+  /**
+   * Status is written by the operator. Until the operator has seen the object, observedGeneration
+   * is 0 (a default), so kstatus and Flux wait for it instead of taking a status nobody wrote yet
+   * for a healthy one.
+   */
   status?: RuntimeRuleStatus;
 }
 
@@ -675,7 +695,11 @@ export interface RuntimeRuleQuarantine {
   autoRelease?: boolean;
 }
 
-/** Status is written by the operator. */
+/**
+ * Status is written by the operator. Until the operator has seen the object, observedGeneration is
+ * 0 (a default), so kstatus and Flux wait for it instead of taking a status nobody wrote yet for a
+ * healthy one.
+ */
 export interface RuntimeRuleStatus {
   /** The metadata.generation this status was computed from. */
   observedGeneration?: number;

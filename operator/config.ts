@@ -54,6 +54,9 @@ export interface OperatorConfig {
    * apply to its own pods only.
    */
   scanNamespaces: string[];
+  /** PolicyReports (operator/reports): TENET_POLICY_REPORTS=false turns them off; the least time between two
+   * writes of one namespace's report, the batching delay after a change, how often to look for the CRD. */
+  policyReports: { enabled: boolean; minIntervalMs: number; batchMs: number; discoveryMs: number };
 }
 
 const list = (v: string | undefined) => (v ?? "").split(",").map((x) => x.trim()).filter(Boolean);
@@ -107,5 +110,11 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorCon
     rescanProgressEvery: int("TENET_RESCAN_PROGRESS_EVERY", 1000),
     jwksAllowedHosts: list(env.TENET_JWKS_ALLOWED_HOSTS),
     scanNamespaces: env.TENET_SCAN_NAMESPACES !== undefined ? list(env.TENET_SCAN_NAMESPACES) : ["trivy-system", env.TENET_NAMESPACE ?? env.POD_NAMESPACE ?? "tenet-system"],
+    policyReports: {
+      enabled: env.TENET_POLICY_REPORTS !== "false",
+      minIntervalMs: int("TENET_REPORT_MIN_INTERVAL_MS", 10_000),
+      batchMs: int("TENET_REPORT_BATCH_MS", 2_000),
+      discoveryMs: int("TENET_REPORT_DISCOVERY_MS", 5 * 60_000),
+    },
   };
 }

@@ -19,6 +19,7 @@ import { planRuntimeRule } from "./controllers/runtimerule.ts";
 import { planServiceIdentity } from "./controllers/serviceidentity.ts";
 import { statusReconciler, type StatusPlan } from "./controllers/status-reconciler.ts";
 import { PostureController } from "./posture/controller.ts";
+import { PolicyReports } from "./reports/controller.ts";
 import { Controller } from "./runtime/controller.ts";
 import { EventRecorder } from "./runtime/events.ts";
 import { buildHealthServer } from "./runtime/health.ts";
@@ -84,7 +85,9 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   const runtimeRuleStatus = controllerFor("runtimerule", "RuntimeRule", rules, Resources.runtimeRules, (r, now) => planRuntimeRule(r, pods.listNamespace(r.metadata.namespace!), now));
   // New issuer keys change the documents, so which enforcers run the current one.
   policyDistribution.onKeysChanged(() => policies.list().forEach((p) => apiPolicyStatus.enqueue(objectKey(p))));
-  const controllers: Controller[] = [serviceIdentityStatus, apiPolicyStatus, runtimeRuleStatus, identity.controller, admission.controller, posture];
+  // PolicyReports (leader only; nothing happens while the CRD is not installed).
+  const reports = cfg.policyReports.enabled ? new PolicyReports({ kube, cfg, log, metrics, pods, rules, namespaces }) : undefined;
+  const controllers: Controller[] = [serviceIdentityStatus, apiPolicyStatus, runtimeRuleStatus, identity.controller, admission.controller, posture, ...(reports ? [reports] : [])];
 
   const informers = [pods, identities, policies, rules, namespaces, ...scans.informers, posture.policies.informer, ...signals.informers];
   const health = buildHealthServer(metrics, () => {

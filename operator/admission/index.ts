@@ -19,9 +19,10 @@ import type { RuntimeMetrics } from "../runtime/metrics.ts";
 import { mutate } from "../../admission/mutate.ts";
 import { validate } from "../../admission/validate.ts";
 import { protectTenetMetadata, releaseReview } from "../../admission/protect.ts";
-import { AdmissionMetrics, admissionRoute } from "./transport.ts";
+import { AdmissionMetrics, admissionRoute, type AdmissionRequest } from "./transport.ts";
 import { webhookConfigController, type TrustBundle } from "./webhook-config.ts";
 import type { SignalSink } from "../signals/index.ts";
+import { recordDenial } from "../reports/admission.ts";
 
 export interface AdmissionFeature {
   /** Leader only: applies the webhook configurations. */
@@ -99,6 +100,8 @@ export function createAdmission(ctx: {
             // Events go out after the answer: never a remote call on the request path.
             report: (req, owner, verdict) =>
               setImmediate(() => {
+                // The denied object, for the leader's PolicyReports (operator/reports/admission.ts).
+                const related = deniedObject(req);
                 for (const rv of verdict.rules) {
                   if (rv.decision === "allow") continue;
                   const [ns, name] = rv.rule.split("/");
@@ -112,7 +115,9 @@ export function createAdmission(ctx: {
                     denied ? "AdmissionDenied" : "AdmittedWithWarnings",
                     // owner names the object as the caller sent it: bounded, like every Event message.
                     clip(`${owner}: ${rv.message}`, 1024)!,
+                    denied ? { related, action: req.operation } : undefined,
                   );
+                  if (denied) void recordDenial(ctx.events, cfg, rule, related, req.operation, clip(`${owner}: ${rv.message}`, 1024)!);
                 }
               }),
           }),
@@ -127,4 +132,12 @@ function podTemplateOf(obj: any): { serviceAccount: string; labels?: Record<stri
   const labels = obj?.kind === "Pod" ? obj?.metadata?.labels : obj?.spec?.template?.metadata?.labels;
   const sa = typeof spec?.serviceAccountName === "string" && spec.serviceAccountName ? spec.serviceAccountName : "default";
   return { serviceAccount: sa.slice(0, 253), labels: labels && typeof labels === "object" ? labels : undefined };
+}
+
+/** The object an admission request was about, as an Event's `related` reference (name "prefix*" for generateName). */
+function deniedObject(req: AdmissionRequest) {
+  const m = req.object?.metadata ?? {};
+  const name = typeof m.name === "string" && m.name ? m.name : typeof m.generateName === "string" && m.generateName ? `${m.generateName}*` : "(unnamed)";
+  const group = req.kind.group ? `${req.kind.group}/` : "";
+  return { apiVersion: clip(`${group}${req.kind.version}`, 128)!, kind: clip(req.kind.kind, 63)!, namespace: req.namespace ?? m.namespace, name: clip(name, 253)! };
 }

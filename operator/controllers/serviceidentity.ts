@@ -28,7 +28,7 @@ export function planServiceIdentity(
   trustDomain: string,
 ): StatusPlan {
   const ns = si.metadata.namespace!;
-  const problems: { reason: string; message: string }[] = [];
+  const problems: { reason: string; message: string; progressing?: boolean }[] = [];
   const { matches, error } = selectorMatcher(si.spec.selector);
   if (error) {
     return {
@@ -46,6 +46,8 @@ export function planServiceIdentity(
     problems.push({
       reason: Reasons.NoMatchingPods,
       message: `spec.selector (${formatSelector(si.spec.selector)}) matches no pod${sa} in namespace ${ns}; check the pods' labels or fix spec.selector`,
+      // Pods may still come (a Deployment applied with it): waiting, not stalled.
+      progressing: true,
     });
   }
   for (const other of otherIdentities) {

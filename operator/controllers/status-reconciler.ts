@@ -14,7 +14,13 @@ export interface ReadyVerdict {
   ready: boolean;
   reason: string;
   message: string;
+  /** Not ready, but expected to become ready without a change to the spec (waiting for pods): kstatus
+   * InProgress (Reconciling=True). Otherwise a not-ready object needs its spec fixed: Stalled=True. */
+  progressing?: boolean;
 }
+
+/** kstatus' abnormal-true conditions (sigs.k8s.io/cli-utils/pkg/kstatus), which Flux reads with Ready. */
+export const KSTATUS = { reconciling: "Reconciling", stalled: "Stalled" } as const;
 
 export interface StatusPlan {
   /** Status fields this controller owns (besides observedGeneration and conditions). */
@@ -49,6 +55,13 @@ export function statusReconciler<T extends TenetObject>(deps: {
       observedGeneration: generation,
     };
     let conditions = setCondition(obj.status?.conditions, ready, now);
+    // kstatus: Stalled=True (Failed) when only a spec change helps, Reconciling=True (InProgress)
+    // while waiting; neither once Ready. Both carry Ready's reason and message.
+    const abnormal = plan.verdict.ready ? undefined : plan.verdict.progressing ? KSTATUS.reconciling : KSTATUS.stalled;
+    for (const type of [KSTATUS.reconciling, KSTATUS.stalled]) {
+      if (type === abnormal) conditions = setCondition(conditions, { ...ready, type, status: "True" }, now);
+      else conditions = conditions.filter((c) => c.type !== type);
+    }
     for (const [type, c] of Object.entries(plan.conditions ?? {})) {
       if (!c) conditions = conditions.filter((x) => x.type !== type);
       else conditions = setCondition(conditions, { type, status: c.ready === undefined ? "Unknown" : c.ready ? "True" : "False", reason: c.reason, message: c.message, observedGeneration: generation }, now);
@@ -69,7 +82,7 @@ export function statusReconciler<T extends TenetObject>(deps: {
 }
 
 /** Many problems, one message: the first reason names the condition, every problem is listed. */
-export function verdictFrom(problems: { reason: string; message: string }[], ok: ReadyVerdict): ReadyVerdict {
+export function verdictFrom(problems: { reason: string; message: string; progressing?: boolean }[], ok: ReadyVerdict): ReadyVerdict {
   if (problems.length === 0) return ok;
-  return { ready: false, reason: problems[0].reason, message: problems.map((p) => p.message).join("; ") };
+  return { ready: false, reason: problems[0].reason, message: problems.map((p) => p.message).join("; "), progressing: problems.every((p) => p.progressing) };
 }

@@ -28,9 +28,10 @@ export class EventRecorder {
   ) {}
 
   /** Never throws: an Event that cannot be written is logged, not allowed to fail a reconcile. */
-  async emit(target: EventTarget, type: EventType, reason: string, message: string): Promise<void> {
+  /** `related`: a second object the event is about (an admission denial's denied object); `action`: what was done. */
+  async emit(target: EventTarget, type: EventType, reason: string, message: string, extra?: { related?: { apiVersion?: string; kind: string; name: string; namespace?: string }; action?: string; annotations?: Record<string, string> }): Promise<void> {
     const namespace = target.metadata.namespace ?? "default";
-    const id = createHash("sha256").update(`${target.metadata.uid}|${type}|${reason}|${message}`).digest("hex").slice(0, 16);
+    const id = createHash("sha256").update(`${target.metadata.uid}|${type}|${reason}|${message}${extra ? `|${JSON.stringify(extra)}` : ""}`).digest("hex").slice(0, 16);
     const now = new Date().toISOString();
     this.metrics?.eventsEmitted.inc({ type, reason: this.reasons.value(reason) });
     try {
@@ -49,7 +50,7 @@ export class EventRecorder {
       await this.kube.create(resourcePath(Resources.events, namespace), {
         apiVersion: "v1",
         kind: "Event",
-        metadata: { name, namespace },
+        metadata: { name, namespace, ...(extra?.annotations ? { annotations: extra.annotations } : {}) },
         involvedObject: {
           apiVersion: target.apiVersion,
           kind: target.kind,
@@ -58,6 +59,8 @@ export class EventRecorder {
           uid: target.metadata.uid,
           resourceVersion: target.metadata.resourceVersion,
         },
+        ...(extra?.related ? { related: extra.related } : {}),
+        ...(extra?.action ? { action: extra.action } : {}),
         type,
         reason,
         message: message.slice(0, 1024),
