@@ -42,7 +42,19 @@ export interface EnforcerConfig {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  /** Transparent capture (docs/capture.md): the pod's traffic is redirected to the two listeners below. */
+  capture: boolean;
+  captureInboundPort: number;
+  captureOutboundPort: number;
+  /** The app's original probes, run against 127.0.0.1 for GET /app-health/<container>/<kind>. */
+  appProbes: Map<string, AppProbe>;
+  /** How long outbound capture waits for the app's first bytes before it treats a connection as opaque TCP. */
+  sniffMs: number;
+  /** The SO_ORIGINAL_DST addon (default: origdst.node next to the bundle). */
+  origDstAddon?: string;
 }
+
+export type AppProbe = { httpGet: { port: number; path: string; scheme: "HTTP" | "HTTPS"; httpHeaders?: { name: string; value: string }[] } } | { tcpSocket: { port: number } };
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -90,6 +102,12 @@ export function enforcerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Enf
     headersTimeoutMs: int("TENET_HEADERS_TIMEOUT_MS", 10_000, 100),
     requestTimeoutMs: int("TENET_REQUEST_TIMEOUT_MS", 60_000, 100),
     keepAliveTimeoutMs: int("TENET_KEEPALIVE_TIMEOUT_MS", 30_000, 100),
+    capture: (env.TENET_CAPTURE ?? "").trim().toLowerCase() === "true",
+    captureInboundPort: port("TENET_CAPTURE_INBOUND_PORT", 15006),
+    captureOutboundPort: port("TENET_CAPTURE_OUTBOUND_PORT", 15002),
+    appProbes: parseProbes(env.TENET_APP_PROBES),
+    sniffMs: int("TENET_SNIFF_MS", 100, 1, 10_000),
+    origDstAddon: env.TENET_ORIGDST_ADDON || undefined,
   };
 }
 
@@ -133,4 +151,30 @@ export function splitHostPort(s: string): { host: string; port?: number } | unde
   const port = m[3] === undefined ? undefined : Number(m[3]);
   if (port !== undefined && (port < 1 || port > 65535)) return undefined;
   return { host: (m[1] ?? m[2]).toLowerCase(), port };
+}
+
+/** TENET_APP_PROBES (set by injection): {"<container>/<kind>": {"httpGet": {port, path, scheme}} | {"tcpSocket": {port}}}. */
+export function parseProbes(text: string | undefined): Map<string, AppProbe> {
+  const out = new Map<string, AppProbe>();
+  if (!text || !text.trim()) return out;
+  let raw: any;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`TENET_APP_PROBES is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError("TENET_APP_PROBES must be a JSON object");
+  const okPort = (p: unknown) => Number.isInteger(p) && (p as number) >= 1 && (p as number) <= 65535;
+  for (const [key, v] of Object.entries<any>(raw)) {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/(startup|readiness|liveness)$/.test(key)) throw new ConfigError(`TENET_APP_PROBES: ${JSON.stringify(key)} is not "<container>/<startup|readiness|liveness>"`);
+    if (v?.httpGet && okPort(v.httpGet.port) && typeof v.httpGet.path === "string" && v.httpGet.path.startsWith("/")) {
+      const headers = Array.isArray(v.httpGet.httpHeaders) ? v.httpGet.httpHeaders.filter((h: any) => typeof h?.name === "string" && typeof h?.value === "string") : undefined;
+      out.set(key, { httpGet: { port: v.httpGet.port, path: v.httpGet.path, scheme: v.httpGet.scheme === "HTTPS" ? "HTTPS" : "HTTP", ...(headers?.length ? { httpHeaders: headers } : {}) } });
+    } else if (v?.tcpSocket && okPort(v.tcpSocket.port)) {
+      out.set(key, { tcpSocket: { port: v.tcpSocket.port } });
+    } else {
+      throw new ConfigError(`TENET_APP_PROBES[${JSON.stringify(key)}] must be {"httpGet": {"port", "path"}} or {"tcpSocket": {"port"}}`);
+    }
+  }
+  return out;
 }

@@ -105,6 +105,14 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorCon
       },
       tokenExpirationSeconds: int("TENET_ENFORCER_TOKEN_SECONDS", 3600),
       version: env.TENET_VERSION ?? "0.1.0",
+      capture: {
+        // Transparent capture (docs/capture.md): on unless TENET_CAPTURE=false.
+        enabled: (env.TENET_CAPTURE ?? "true").trim().toLowerCase() !== "false",
+        image: env.TENET_CAPTURE_IMAGE ?? "tenet.local/tenet-capture:dev",
+        inboundPort: int("TENET_CAPTURE_INBOUND_PORT", 15006),
+        outboundPort: int("TENET_CAPTURE_OUTBOUND_PORT", 15002),
+        enforcerUID: int("TENET_ENFORCER_UID", 15900),
+      },
     },
     rescanSchedule: env.TENET_RESCAN_SCHEDULE || "0 * * * *",
     postureWorkers: int("TENET_POSTURE_WORKERS", 8),
