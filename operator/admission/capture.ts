@@ -192,6 +192,7 @@ export function checkUID(spec: any, uid: number): void {
   if (spec?.securityContext?.runAsUser === uid) throw new InjectionError(`the pod runs as UID ${uid} (spec.securityContext.runAsUser), which the Tenet enforcer uses: its traffic would not be captured; pick another UID`);
   for (const kind of ["containers", "initContainers"]) {
     for (const c of spec?.[kind] ?? []) {
+      if (c?.name === "tenet-enforcer") continue; // ours (re-injection replaces it)
       if (c?.securityContext?.runAsUser === uid) throw new InjectionError(`container "${c.name}" runs as UID ${uid}, which the Tenet enforcer uses: its traffic would not be captured; pick another UID`);
     }
   }
