@@ -148,7 +148,7 @@ export function withoutEnforcer(podSpec: any, cfg: InjectionConfig, annotations?
   if (!expected || enforcerFingerprint(init[at], podSpec) !== expected) return podSpec;
   // The capture container (NET_ADMIN) is left out only when it is exactly Tenet's too.
   const captureAt = init.findIndex((c: any) => c?.name === CAPTURE_CONTAINER);
-  const dropCapture = captureAt >= 0 && enforcerFingerprint(init[captureAt]) === expectedCaptureFingerprint(pod, cfg);
+  const dropCapture = captureAt >= 0 && enforcerFingerprint(init[captureAt], podSpec) === expectedCaptureFingerprint(pod, cfg);
   return { ...podSpec, initContainers: init.filter((_: any, i: number) => i !== at && !(dropCapture && i === captureAt)) };
 }
 

@@ -110,7 +110,7 @@ function enforcerOf(raw: any): { enforcer?: CachedPod["enforcer"] } {
     throw err;
   }
   const capture = (raw.spec?.initContainers ?? []).find((x: any) => x?.name === CAPTURE_CONTAINER);
-  return { enforcer: { fingerprint: enforcerFingerprint(c, raw.spec), appPort, ...(capture ? { capture: enforcerFingerprint(capture) } : {}) } };
+  return { enforcer: { fingerprint: enforcerFingerprint(c, raw.spec), appPort, ...(capture ? { capture: enforcerFingerprint(capture, raw.spec) } : {}) } };
 }
 
 /** Whether the posture label is owned by Tenet's posture field manager, and by no other: a
