@@ -39,11 +39,14 @@ spec:
     spec:
       serviceAccountName: cache
       terminationGracePeriodSeconds: 2
+      # Within the examples' baseline RuntimeRule (applied by deployDemo): else it is quarantined.
+      securityContext: {runAsNonRoot: true, runAsUser: 10003, seccompProfile: {type: RuntimeDefault}}
       containers:
         - name: cache
           image: ${APP}
           imagePullPolicy: Never
           command: [node, /app/tcp-echo.js]
+          securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
           env: [{name: NAME, value: cache}]
           ports: [{name: redis, containerPort: 6379}]
           readinessProbe: {tcpSocket: {port: redis}, periodSeconds: 2}
