@@ -7,6 +7,8 @@
 // (it is ready once it holds a certificate), so no app container runs, or opens a connection,
 // without it; and it is stopped once the regular containers have exited, so Jobs complete.
 import { createHash } from "node:crypto";
+import { APP_PROBES_ENV, CAPTURE_CONTAINER, captureContainer, captureOn, checkUID, exclusionsOf, previousProbes, rewriteProbes, type CaptureConfig } from "./capture.ts";
+import { InjectionError } from "./errors.ts";
 import { APP_PORT_ANNOTATION, BUNDLE_CONFIGMAP, ENFORCER_CONTAINER, ENFORCER_LABEL, ENFORCER_LABEL_VALUE, INJECT_ANNOTATION, INJECT_NAMESPACE_LABEL, INJECTED_ANNOTATION, NAMESPACE_NAME_LABEL, TOKEN_AUDIENCE } from "../common/names.ts";
 
 /** The port the enforcer forwards to when neither the annotation nor a containerPort says. */
@@ -23,6 +25,7 @@ export const TOKEN_DIR = "/var/run/secrets/tenet.dev/token";
 export const BUNDLE_DIR = "/var/run/secrets/tenet.dev/bundle";
 const TENET_VOLUMES = [TOKEN_VOLUME, BUNDLE_VOLUME];
 const TENET_PORT_NAMES = ["tenet-mtls", "tenet-health"];
+const TENET_CONTAINERS = [ENFORCER_CONTAINER, CAPTURE_CONTAINER];
 
 /** Never injected, whatever their labels or annotations: a webhook that mutates the control
  * plane's own pods, or the operator's, can keep the cluster from healing itself. */
@@ -38,6 +41,7 @@ export interface InjectionConfig {
   resources: { requests: Record<string, string>; limits: Record<string, string> };
   tokenExpirationSeconds: number; // 3600
   version: string; // injector version, recorded in an annotation
+  capture: CaptureConfig; // transparent capture (capture.ts, docs/capture.md)
 }
 
 /** Why a pod is left alone. */
@@ -58,11 +62,7 @@ export type InjectSkipReason =
 
 export type InjectDecision = { inject: true } | { inject: false; reason: InjectSkipReason };
 
-/** A pod that cannot be injected as it is written; the message names the conflict and reads
- * as the end of "Tenet cannot inject its enforcer into this pod: …". */
-export class InjectionError extends Error {
-  override name = "InjectionError";
-}
+export { InjectionError };
 
 export function isInjected(pod: any): boolean {
   return (pod?.spec?.initContainers ?? []).some((c: any) => c?.name === ENFORCER_CONTAINER);
@@ -98,10 +98,25 @@ export function injectPod(pod: any, cfg: InjectionConfig): any {
   const injected = isInjected(out);
   const appPort = resolveAppPort(out);
   checkConflicts(out, injected, appPort, cfg);
+  const capture = captureOn(out, cfg.capture);
+  const previous = (spec.initContainers ?? []).find((c: any) => c?.name === ENFORCER_CONTAINER);
+  let probes: Record<string, any> | undefined;
+  if (capture) {
+    checkUID(spec, cfg.capture.enforcerUID);
+    // Probes come from the node's IP to the app's port: through the enforcer's health port instead.
+    const rewritten = rewriteProbes(spec.containers, cfg.healthPort, previousProbes(previous));
+    spec.containers = rewritten.containers;
+    probes = rewritten.probes;
+  }
 
-  // The sidecar goes first: init containers start in order, and each waits for the previous.
-  const others = (spec.initContainers ?? []).filter((c: any) => c?.name !== ENFORCER_CONTAINER);
-  spec.initContainers = [enforcerContainer(cfg, appPort, peersOf(out)), ...others];
+  // Capture first (it exits once the rules are in), then the sidecar: init containers start in
+  // order, and each waits for the previous.
+  const others = (spec.initContainers ?? []).filter((c: any) => !TENET_CONTAINERS.includes(c?.name));
+  spec.initContainers = [
+    ...(capture ? [captureContainer(cfg.capture, { inbound: cfg.inboundPort, health: cfg.healthPort }, exclusionsOf(out))] : []),
+    enforcerContainer(cfg, appPort, peersOf(out), capture, probes),
+    ...others,
+  ];
 
   // Our volumes replace themselves in place on re-injection and are appended otherwise.
   spec.volumes = Array.isArray(spec.volumes) ? [...spec.volumes] : [];
@@ -128,16 +143,36 @@ export function withoutEnforcer(podSpec: any, cfg: InjectionConfig, annotations?
   if (!Array.isArray(init)) return podSpec;
   const at = init.findIndex((c: any) => c?.name === ENFORCER_CONTAINER);
   if (at < 0) return podSpec;
-  const expected = expectedEnforcerFingerprint({ metadata: { annotations }, spec: podSpec }, cfg);
+  const pod = { metadata: { annotations }, spec: podSpec };
+  const expected = expectedEnforcerFingerprint(pod, cfg);
   if (!expected || enforcerFingerprint(init[at], podSpec) !== expected) return podSpec;
-  return { ...podSpec, initContainers: init.filter((_: any, i: number) => i !== at) };
+  // The capture container (NET_ADMIN) is left out only when it is exactly Tenet's too.
+  const captureAt = init.findIndex((c: any) => c?.name === CAPTURE_CONTAINER);
+  const dropCapture = captureAt >= 0 && enforcerFingerprint(init[captureAt], podSpec) === expectedCaptureFingerprint(pod, cfg);
+  return { ...podSpec, initContainers: init.filter((_: any, i: number) => i !== at && !(dropCapture && i === captureAt)) };
+}
+
+/** The fingerprint of the capture container injection would produce for this pod now, or undefined. */
+export function expectedCaptureFingerprint(pod: any, cfg: InjectionConfig): string | undefined {
+  if (!captureOn(pod, cfg.capture)) return undefined;
+  try {
+    return enforcerFingerprint(captureContainer(cfg.capture, { inbound: cfg.inboundPort, health: cfg.healthPort }, exclusionsOf(pod)));
+  } catch (err) {
+    if (err instanceof InjectionError) return undefined;
+    throw err;
+  }
+}
+
+/** Whether a cached pod's tenet-capture container is exactly the one Tenet injects. */
+export function isTenetCapture(enforcer: { capture?: string } | undefined, annotations: Record<string, string> | undefined, cfg: InjectionConfig): boolean {
+  return !!enforcer?.capture && enforcer.capture === expectedCaptureFingerprint({ metadata: { annotations } }, cfg);
 }
 
 /** The fingerprint of the enforcer container injection would produce for this pod now, or
  * undefined when the pod cannot be injected as written. */
 export function expectedEnforcerFingerprint(pod: any, cfg: InjectionConfig): string | undefined {
   try {
-    return enforcerFingerprint(enforcerContainer(cfg, resolveAppPort(pod), peersOf(pod)));
+    return enforcerFingerprint(enforcerContainer(cfg, resolveAppPort(pod), peersOf(pod), captureOn(pod, cfg.capture)));
   } catch (err) {
     if (err instanceof InjectionError) return undefined;
     throw err;
@@ -155,7 +190,7 @@ export function isTenetEnforcer(enforcer: { fingerprint: string; appPort: number
     if (err instanceof InjectionError) return false;
     throw err;
   }
-  return enforcer.fingerprint === enforcerFingerprint(enforcerContainer(cfg, enforcer.appPort, peers));
+  return enforcer.fingerprint === enforcerFingerprint(enforcerContainer(cfg, enforcer.appPort, peers, captureOn({ metadata: { annotations } }, cfg.capture)));
 }
 
 /** A digest of the security-relevant fields of a container: what it runs (image, command, args,
@@ -179,9 +214,11 @@ export function enforcerFingerprint(c: any, podSpec?: any): string {
     args: c?.args?.length ? c.args : undefined,
     workingDir: c?.workingDir,
     restartPolicy: c?.restartPolicy,
+    // The original probes are left out: the enforcer only ever runs them against 127.0.0.1, and
+    // after injection they live nowhere else (the app's probes point at the health port).
     env: (c?.env ?? []).map((e: any) => ({
       name: e?.name,
-      value: e?.value,
+      value: e?.name === APP_PROBES_ENV ? "(probes)" : e?.value,
       valueFrom: e?.valueFrom?.fieldRef ? { fieldRef: { apiVersion: e.valueFrom.fieldRef.apiVersion ?? "v1", fieldPath: e.valueFrom.fieldRef.fieldPath } } : e?.valueFrom,
     })),
     envFrom: c?.envFrom,
@@ -241,7 +278,7 @@ function checkConflicts(pod: any, injected: boolean, appPort: number, cfg: Injec
   const spec = pod.spec;
   const apps: { kind: string; c: any }[] = [
     ...(spec.containers ?? []).map((c: any) => ({ kind: "container", c })),
-    ...(spec.initContainers ?? []).filter((c: any) => c?.name !== ENFORCER_CONTAINER).map((c: any) => ({ kind: "init container", c })),
+    ...(spec.initContainers ?? []).filter((c: any) => !(injected && TENET_CONTAINERS.includes(c?.name)) && c?.name !== ENFORCER_CONTAINER).map((c: any) => ({ kind: "init container", c })),
     ...(spec.ephemeralContainers ?? []).map((c: any) => ({ kind: "ephemeral container", c })),
   ];
   // On an injected pod, volumes with our names are ours; anywhere else they are the user's.
@@ -256,11 +293,17 @@ function checkConflicts(pod: any, injected: boolean, appPort: number, cfg: Injec
     [cfg.inboundPort, "inbound mTLS"],
     [cfg.outboundPort, "outbound proxy"],
     [cfg.healthPort, "health"],
+    ...(captureOn(pod, cfg.capture)
+      ? ([
+          [cfg.capture.inboundPort, "capture inbound"],
+          [cfg.capture.outboundPort, "capture outbound"],
+        ] as [number, string][])
+      : []),
   ]);
 
   for (const { kind, c } of apps) {
-    if (c?.name === ENFORCER_CONTAINER) {
-      throw new InjectionError(`the ${kind} name "${ENFORCER_CONTAINER}" is reserved for the Tenet enforcer`);
+    if (TENET_CONTAINERS.includes(c?.name)) {
+      throw new InjectionError(`the ${kind} name "${c.name}" is reserved for the Tenet enforcer`);
     }
     // Mounting Tenet's token would hand the app the credential the CA issues identities for.
     for (const m of c?.volumeMounts ?? []) {
@@ -298,7 +341,7 @@ function peersOf(pod: any): string | undefined {
   return raw;
 }
 
-function enforcerContainer(cfg: InjectionConfig, appPort: number, peers: string | undefined): any {
+function enforcerContainer(cfg: InjectionConfig, appPort: number, peers: string | undefined, capture: boolean, probes?: Record<string, any>): any {
   const ready = { httpGet: { path: "/ready", port: cfg.healthPort } };
   const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
   const caEndpoint = cfg.caEndpoint.replace(/\/+$/, "");
@@ -322,6 +365,14 @@ function enforcerContainer(cfg: InjectionConfig, appPort: number, peers: string 
       { name: "TENET_HEALTH_PORT", value: String(cfg.healthPort) },
       { name: "TENET_APP_PORT", value: String(appPort) },
       ...(peers !== undefined ? [{ name: "TENET_PEERS", value: peers }] : []),
+      ...(capture
+        ? [
+            { name: "TENET_CAPTURE", value: "true" },
+            { name: "TENET_CAPTURE_INBOUND_PORT", value: String(cfg.capture.inboundPort) },
+            { name: "TENET_CAPTURE_OUTBOUND_PORT", value: String(cfg.capture.outboundPort) },
+            { name: APP_PROBES_ENV, value: JSON.stringify(probes ?? {}) },
+          ]
+        : []),
     ],
     // The outbound proxy listens on localhost only, so it is not declared as a port.
     ports: [
@@ -336,7 +387,9 @@ function enforcerContainer(cfg: InjectionConfig, appPort: number, peers: string 
     resources: structuredClone(cfg.resources),
     securityContext: {
       runAsNonRoot: true,
-      runAsUser: 65532,
+      // A fixed UID: the capture rules leave this UID's traffic alone (the enforcer's own calls).
+      runAsUser: cfg.capture.enforcerUID,
+      runAsGroup: cfg.capture.enforcerUID,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       capabilities: { drop: ["ALL"] },

@@ -5,6 +5,8 @@ import type { InjectionConfig } from "./inject.ts";
 
 /** The enforcer image when nothing says otherwise (the operator resolves its real one at start-up, operator/enforcer-image.ts). */
 export const DEFAULT_ENFORCER_IMAGE = "tenet.local/tenet-enforcer:dev";
+/** The capture init container's image when nothing says otherwise (resolved like the enforcer's). */
+export const DEFAULT_CAPTURE_IMAGE = "tenet.local/tenet-capture:dev";
 
 /** `namespace`: Tenet's namespace, where the CA endpoint's Service lives. Throws on a malformed number. */
 export function injectionConfigFromEnv(env: NodeJS.ProcessEnv, namespace: string): InjectionConfig {
@@ -28,5 +30,13 @@ export function injectionConfigFromEnv(env: NodeJS.ProcessEnv, namespace: string
     },
     tokenExpirationSeconds: int("TENET_ENFORCER_TOKEN_SECONDS", 3600),
     version: env.TENET_VERSION ?? TENET_VERSION,
+    capture: {
+      // Transparent capture (docs/capture.md): on unless TENET_CAPTURE=false.
+      enabled: (env.TENET_CAPTURE ?? "true").trim().toLowerCase() !== "false",
+      image: env.TENET_CAPTURE_IMAGE ?? DEFAULT_CAPTURE_IMAGE,
+      inboundPort: int("TENET_CAPTURE_INBOUND_PORT", 15006),
+      outboundPort: int("TENET_CAPTURE_OUTBOUND_PORT", 15002),
+      enforcerUID: int("TENET_ENFORCER_UID", 15900),
+    },
   };
 }

@@ -232,6 +232,8 @@ export const Resources = {
   events: { version: "v1", plural: "events" },
   secrets: { version: "v1", plural: "secrets" },
   configMaps: { version: "v1", plural: "configmaps" },
+  services: { version: "v1", plural: "services" },
+  endpointSlices: { group: "discovery.k8s.io", version: "v1", plural: "endpointslices" },
   leases: { group: "coordination.k8s.io", version: "v1", plural: "leases" },
   serviceIdentities: { group: "tenet.dev", version: "v1alpha1", plural: "serviceidentities" },
   apiPolicies: { group: "tenet.dev", version: "v1alpha1", plural: "apipolicies" },

@@ -11,6 +11,20 @@ export const CRD_DEFAULTS: Record<string, DefaultsTree> = {
     "properties": {
       "spec": {
         "properties": {
+          "inbound": {
+            "properties": {
+              "mode": {
+                "default": "strict"
+              }
+            }
+          },
+          "egress": {
+            "properties": {
+              "outsideMesh": {
+                "default": "allow"
+              }
+            }
+          },
           "certificate": {
             "default": {},
             "properties": {

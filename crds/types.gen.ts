@@ -97,10 +97,46 @@ export interface ServiceIdentitySpec {
    */
   attributes?: { [key: string]: string };
   /**
+   * How the selected pods' enforcers treat callers that arrive at an app port without Tenet's
+   * mutual TLS (transparent capture, docs/capture.md).
+   */
+  inbound?: ServiceIdentityInbound;
+  /**
+   * What the selected pods' captured outbound connections to destinations outside the mesh (no
+   * Tenet enforcer) get. Every attempt is audited either way.
+   */
+  egress?: ServiceIdentityEgress;
+  /**
    * Parameters of the workload certificates issued for this identity.
    * @default {}
    */
   certificate?: ServiceIdentityCertificate;
+}
+
+/**
+ * How the selected pods' enforcers treat callers that arrive at an app port without Tenet's mutual
+ * TLS (transparent capture, docs/capture.md).
+ */
+export interface ServiceIdentityInbound {
+  /**
+   * strict refuses plaintext callers (the default); permissive admits them for a migration and
+   * audits each connection as plaintext (reason PlaintextPermitted). Defaults to strict.
+   * @default "strict"
+   */
+  mode?: "strict" | "permissive";
+}
+
+/**
+ * What the selected pods' captured outbound connections to destinations outside the mesh (no Tenet
+ * enforcer) get. Every attempt is audited either way.
+ */
+export interface ServiceIdentityEgress {
+  /**
+   * allow passes them through unchanged (the default); deny refuses them (reason EgressDenied).
+   * Meshed destinations always go over mTLS. Defaults to allow.
+   * @default "allow"
+   */
+  outsideMesh?: "allow" | "deny";
 }
 
 /** Parameters of the workload certificates issued for this identity. */
@@ -230,7 +266,9 @@ export interface APIPolicyAPI {
   /**
    * Scope of each HTTP method, e.g. {GET: read, POST: create}. Keys are GET, HEAD, POST, PUT,
    * PATCH, DELETE or OPTIONS; a method not listed is denied. Scopes are lowercase identifiers:
-   * create, read, update, delete or your own.
+   * create, read, update, delete or your own. CONNECT with the path /tcp/<port> is an opaque TCP
+   * connection to that port (an L4 rule: identity only). gRPC methods are POST
+   * /<package.Service>/<Method>.
    */
   methods: { [key: string]: string };
 }

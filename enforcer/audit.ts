@@ -25,6 +25,11 @@ export interface AuditRecord {
   policyVersion?: string;
   /** TLS or parser error code for attempts refused before a request was read. */
   detail?: string;
+  /** Captured connections: the remote address (plaintext callers have no identity) and the protocol carried. */
+  source?: string;
+  protocol?: string;
+  /** Outbound over mTLS: the SPIFFE ID the destination presented. */
+  peer?: string;
 }
 
 export interface Audit {

@@ -55,7 +55,19 @@ export interface EnforcerConfig {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  /** Transparent capture (docs/capture.md): the pod's traffic is redirected to the two listeners below. */
+  capture: boolean;
+  captureInboundPort: number;
+  captureOutboundPort: number;
+  /** The app's original probes, run against 127.0.0.1 for GET /app-health/<container>/<kind>. */
+  appProbes: Map<string, AppProbe>;
+  /** How long outbound capture waits for the app's first bytes before it treats a connection as opaque TCP. */
+  sniffMs: number;
+  /** The SO_ORIGINAL_DST addon (default: origdst.node next to the bundle). */
+  origDstAddon?: string;
 }
+
+export type AppProbe = { httpGet: { port: number; path: string; scheme: "HTTP" | "HTTPS"; httpHeaders?: { name: string; value: string }[] } } | { tcpSocket: { port: number } };
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -98,7 +110,8 @@ export function enforcerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Enf
     appPort: port("TENET_APP_PORT", 8080),
     peerPort: port("TENET_PEER_PORT", 15443),
     peers: parsePeers(env.TENET_PEERS),
-    refreshMs: int("TENET_REFRESH_SECONDS", 30, 1, 86_400) * 1000,
+    // Policy and mesh: often enough that a new pod behind a Service is reached within seconds (ETag: mostly 304s).
+    refreshMs: int("TENET_REFRESH_SECONDS", 5, 1, 86_400) * 1000,
     trustRefreshMs: int("TENET_TRUST_REFRESH_SECONDS", 5, 1, 86_400) * 1000,
     auditFile: env.TENET_AUDIT_FILE || undefined,
     signalsURL: env.TENET_SIGNALS === "off" ? undefined : env.TENET_SIGNALS_URL || (caEndpoint && `${caEndpoint}/v1/signals/enforcer`),
@@ -109,6 +122,12 @@ export function enforcerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Enf
     headersTimeoutMs: int("TENET_HEADERS_TIMEOUT_MS", 10_000, 100),
     requestTimeoutMs: int("TENET_REQUEST_TIMEOUT_MS", 60_000, 100),
     keepAliveTimeoutMs: int("TENET_KEEPALIVE_TIMEOUT_MS", 30_000, 100),
+    capture: (env.TENET_CAPTURE ?? "").trim().toLowerCase() === "true",
+    captureInboundPort: port("TENET_CAPTURE_INBOUND_PORT", 15006),
+    captureOutboundPort: port("TENET_CAPTURE_OUTBOUND_PORT", 15002),
+    appProbes: parseProbes(env.TENET_APP_PROBES),
+    sniffMs: int("TENET_SNIFF_MS", 100, 1, 10_000),
+    origDstAddon: env.TENET_ORIGDST_ADDON || undefined,
   };
 }
 
@@ -152,4 +171,30 @@ export function splitHostPort(s: string): { host: string; port?: number } | unde
   const port = m[3] === undefined ? undefined : Number(m[3]);
   if (port !== undefined && (port < 1 || port > 65535)) return undefined;
   return { host: (m[1] ?? m[2]).toLowerCase(), port };
+}
+
+/** TENET_APP_PROBES (set by injection): {"<container>/<kind>": {"httpGet": {port, path, scheme}} | {"tcpSocket": {port}}}. */
+export function parseProbes(text: string | undefined): Map<string, AppProbe> {
+  const out = new Map<string, AppProbe>();
+  if (!text || !text.trim()) return out;
+  let raw: any;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`TENET_APP_PROBES is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError("TENET_APP_PROBES must be a JSON object");
+  const okPort = (p: unknown) => Number.isInteger(p) && (p as number) >= 1 && (p as number) <= 65535;
+  for (const [key, v] of Object.entries<any>(raw)) {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/(startup|readiness|liveness)$/.test(key)) throw new ConfigError(`TENET_APP_PROBES: ${JSON.stringify(key)} is not "<container>/<startup|readiness|liveness>"`);
+    if (v?.httpGet && okPort(v.httpGet.port) && typeof v.httpGet.path === "string" && v.httpGet.path.startsWith("/")) {
+      const headers = Array.isArray(v.httpGet.httpHeaders) ? v.httpGet.httpHeaders.filter((h: any) => typeof h?.name === "string" && typeof h?.value === "string") : undefined;
+      out.set(key, { httpGet: { port: v.httpGet.port, path: v.httpGet.path, scheme: v.httpGet.scheme === "HTTPS" ? "HTTPS" : "HTTP", ...(headers?.length ? { httpHeaders: headers } : {}) } });
+    } else if (v?.tcpSocket && okPort(v.tcpSocket.port)) {
+      out.set(key, { tcpSocket: { port: v.tcpSocket.port } });
+    } else {
+      throw new ConfigError(`TENET_APP_PROBES[${JSON.stringify(key)}] must be {"httpGet": {"port", "path"}} or {"tcpSocket": {"port"}}`);
+    }
+  }
+  return out;
 }

@@ -16,6 +16,8 @@ import { CALLER_HEADER, forwardHeaders, REQUEST_OVERRIDE_HEADERS, spiffeNamespac
 import type { Metrics } from "./metrics.ts";
 import type { PolicySource } from "./policy.ts";
 import type { TrustStore } from "./trust.ts";
+import { ALPN_TCP, portFromServername } from "./capture.ts";
+import { handleTCP } from "./inbound-tcp.ts";
 
 export interface Peer {
   caller?: Caller;
@@ -62,10 +64,21 @@ export function peerOf(socket: TLSSocket): Peer {
   return p;
 }
 
+/**
+ * The app port a connection is for: a captured caller names it in SNI ("8080.port.tenet", see
+ * capture.ts); anything else (explicit proxy, TENET_PEERS) gets TENET_APP_PORT. Never one of
+ * the enforcer's own ports.
+ */
+export function appPortOf(socket: TLSSocket, cfg: EnforcerConfig): number {
+  const p = portFromServername((socket as TLSSocket & { servername?: string }).servername);
+  const own = [cfg.inboundPort, cfg.healthPort, cfg.outboundPort, cfg.captureInboundPort, cfg.captureOutboundPort];
+  return p !== undefined && !own.includes(p) ? p : cfg.appPort;
+}
+
 export function createInbound(deps: InboundDeps): https.Server {
   const { cfg, policy, trust, audit, metrics, log } = deps;
   const appAgent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: "lifo", noDelay: true } as http.AgentOptions);
-  const destination = `${cfg.appHost}:${cfg.appPort}`;
+  const destinationOf = (socket: TLSSocket) => `${cfg.appHost}:${appPortOf(socket, cfg)}`;
 
   const server = https.createServer(
     {
@@ -76,6 +89,8 @@ export function createInbound(deps: InboundDeps): https.Server {
       // where the audit record can say "expired" or "unknown CA".
       requestCert: true,
       rejectUnauthorized: false,
+      // What the caller's enforcer saw the app speak (capture.ts): HTTP/1.1, or opaque TCP.
+      ALPNProtocols: ["http/1.1", ALPN_TCP],
       noDelay: true,
       maxHeaderSize: cfg.maxHeaderSize,
       headersTimeout: cfg.headersTimeoutMs,
@@ -87,7 +102,7 @@ export function createInbound(deps: InboundDeps): https.Server {
     (req, res) => void handle(req, res),
   );
 
-  function record(rec: Omit<AuditRecord, "direction" | "destination" | "latencyMs" | "policyVersion">, started: number) {
+  function record(rec: Omit<AuditRecord, "direction" | "destination" | "latencyMs" | "policyVersion">, started: number, destination: string) {
     const latencyMs = performance.now() - started;
     audit.write({ direction: "inbound", destination, latencyMs: Math.round(latencyMs * 1000) / 1000, policyVersion: policy.version, ...rec });
     metrics.count("inbound", rec.decision, rec.reason);
@@ -106,6 +121,8 @@ export function createInbound(deps: InboundDeps): https.Server {
     const rawPath = req.url ?? "/";
     const socket = req.socket as TLSSocket;
     if (!socket.authorized) return void socket.destroy(); // refused at secureConnection already; never reached
+    const appPort = appPortOf(socket, cfg);
+    const destination = `${cfg.appHost}:${appPort}`;
     const peer = peerOf(socket);
     const who = peer.caller ? { caller: peer.caller.spiffeID, posture: peer.caller.attributes.posture, tier: peer.caller.attributes.tier, image: peer.caller.attributes.image } : {};
 
@@ -116,7 +133,7 @@ export function createInbound(deps: InboundDeps): https.Server {
     else if (peer.notAfterMs < Date.now()) early = [401, "CertificateExpired", "the caller's certificate has expired"];
     if (early) {
       req.resume();
-      res.on("close", () => record({ ...who, method, path: auditPath(rawPath), decision: "deny", reason: early[1], status: early[0] }, started));
+      res.on("close", () => record({ ...who, method, path: auditPath(rawPath), decision: "deny", reason: early[1], status: early[0] }, started, destination));
       return refuse(res, early[0], early[1], early[2], true);
     }
 
@@ -140,6 +157,7 @@ export function createInbound(deps: InboundDeps): https.Server {
       record(
         { ...who, method, path: d.path ?? auditPath(rawPath), api: d.api, scope: d.scope, decision: d.decision, mode: d.mode, policy: d.policy, rule: d.rule, reason: appFailed ? "AppUnavailable" : d.reason, status: status || res.statusCode },
         started,
+        destination,
       );
     });
     if (!d.forward) {
@@ -149,7 +167,7 @@ export function createInbound(deps: InboundDeps): https.Server {
     }
 
     const headers = forwardHeaders(req.rawHeaders, [CALLER_HEADER, peer.caller!.spiffeID], REQUEST_OVERRIDE_HEADERS);
-    const up = http.request({ host: cfg.appHost, port: cfg.appPort, method, path: forwardPath(rawPath, d.path), headers: headers as unknown as http.OutgoingHttpHeaders, agent: appAgent });
+    const up = http.request({ host: cfg.appHost, port: appPort, method, path: forwardPath(rawPath, d.path), headers: headers as unknown as http.OutgoingHttpHeaders, agent: appAgent });
     up.on("response", (ures) => {
       status = ures.statusCode ?? 502;
       res.writeHead(status, ures.statusMessage, forwardHeaders(ures.rawHeaders) as unknown as http.OutgoingHttpHeaders);
@@ -172,17 +190,24 @@ export function createInbound(deps: InboundDeps): https.Server {
   const refusedTLS = (reason: string, detail: string | undefined, remote: string | undefined) => {
     metrics.tlsFailures.inc({ reason });
     metrics.count("inbound", "deny", reason);
-    audit.write({ direction: "inbound", destination, decision: "deny", reason, status: 0, latencyMs: 0, detail });
+    audit.write({ direction: "inbound", destination: `${cfg.appHost}:${cfg.appPort}`, decision: "deny", reason, status: 0, latencyMs: 0, detail, source: remote });
     log.debug({ reason, detail, remote }, "TLS connection refused");
   };
-  // Runs before the HTTP server's own listener: an unverified peer is cut off before its first
-  // byte is parsed. Verification errors: no certificate, unknown CA, expired, not yet valid.
-  server.prependListener("secureConnection", (socket: TLSSocket) => {
-    if (socket.authorized) return;
-    const code = String(socket.authorizationError ?? "UNKNOWN");
-    const sent = !!socket.getPeerCertificate()?.raw;
-    refusedTLS(sent ? handshakeReason({ code, message: code }) : "NoClientCertificate", sent ? code : "NO_CLIENT_CERTIFICATE", socket.remoteAddress);
-    socket.destroy();
+  // The HTTP server's own listener is taken out and called here, after verification, for
+  // HTTP/1.1 only: an unverified peer is cut off before its first byte is parsed, and opaque TCP
+  // (ALPN tenet-tcp) never reaches the HTTP parser. Verification errors: no certificate, unknown
+  // CA, expired, not yet valid.
+  const httpListener = server.listeners("secureConnection")[0] as (s: TLSSocket) => void;
+  server.removeListener("secureConnection", httpListener);
+  server.on("secureConnection", (socket: TLSSocket) => {
+    if (!socket.authorized) {
+      const code = String(socket.authorizationError ?? "UNKNOWN");
+      const sent = !!socket.getPeerCertificate()?.raw;
+      refusedTLS(sent ? handshakeReason({ code, message: code }) : "NoClientCertificate", sent ? code : "NO_CLIENT_CERTIFICATE", socket.remoteAddress);
+      return void socket.destroy();
+    }
+    if (socket.alpnProtocol === ALPN_TCP) return handleTCP(socket, { cfg, policy, trust, audit, metrics, log, port: appPortOf(socket, cfg), peer: peerOf(socket) });
+    httpListener.call(server, socket);
   });
   // Handshakes that fail earlier (a client that sends no certificate at all under TLS 1.3 ends
   // here, as do clients that abort the handshake).
@@ -200,7 +225,7 @@ export function createInbound(deps: InboundDeps): https.Server {
     answered.add(socket);
     const [status, reason, text] = clientErrorStatus(err);
     const peer = peerOf(tlsSocket);
-    audit.write({ direction: "inbound", destination, caller: peer?.caller?.spiffeID, decision: "deny", reason, status, latencyMs: 0, detail: err.code });
+    audit.write({ direction: "inbound", destination: destinationOf(tlsSocket), caller: peer?.caller?.spiffeID, decision: "deny", reason, status, latencyMs: 0, detail: err.code });
     metrics.count("inbound", "deny", reason);
     if (socket.writable && status) {
       const body = JSON.stringify({ error: { reason, message: text } });

@@ -16,6 +16,9 @@ import { createInbound, tlsOptions } from "./inbound.ts";
 import { createMetrics, healthServer } from "./metrics.ts";
 import { OperatorClient, OperatorTrust } from "./operator-client.ts";
 import { createOutbound } from "./outbound.ts";
+import { createCaptureInbound, createCaptureOutbound } from "./capture.ts";
+import { loadOrigDst, type OrigDstFn } from "./origdst.ts";
+import { appHealthHandler } from "./probes.ts";
 import { PolicySource } from "./policy.ts";
 import { TrustStore } from "./trust.ts";
 
@@ -49,11 +52,25 @@ trust = new TrustStore(
 const policy = new PolicySource({ url: cfg.staticDir ? undefined : cfg.policyURL, file: staticFile("policy.json") }, cfg.staticDir ? undefined : client, log.child({ component: "policy" }));
 let creds: Credentials | undefined;
 
-const health = healthServer(metrics, () => {
-  if (!creds) return { ready: false, why: "no certificate yet" };
-  if (!policy.ready) return { ready: false, why: "no policy yet" };
-  return { ready: true };
-});
+// Capture needs the original destination of every redirected connection: no addon, no start.
+let origDst: OrigDstFn | undefined;
+if (cfg.capture) {
+  try {
+    origDst = loadOrigDst(cfg.origDstAddon);
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, "capture is on but the original-destination addon cannot be loaded");
+    process.exit(2);
+  }
+}
+const health = healthServer(
+  metrics,
+  () => {
+    if (!creds) return { ready: false, why: "no certificate yet" };
+    if (!policy.ready) return { ready: false, why: "no policy yet" };
+    return { ready: true };
+  },
+  cfg.appProbes.size ? appHealthHandler(cfg.appProbes, cfg.appHost) : undefined,
+);
 const listen = (s: Server, port: number, host: string) =>
   new Promise<number>((resolve, reject) => {
     s.once("error", reject);
@@ -91,11 +108,17 @@ const tlsNow = () => ({ key: creds!.keyPem, cert: creds!.certPem, ca: trust.bund
 const inbound = createInbound({ cfg, policy, trust, audit, metrics, log: log.child({ component: "inbound" }), tls: tlsNow() });
 const outbound = createOutbound({ cfg, trust, audit, metrics, log: log.child({ component: "outbound" }), self: () => creds && { spiffeID: creds.spiffeID, attributes: creds.attributes } });
 outbound.setTLS(tlsNow());
+const self = () => creds && { spiffeID: creds.spiffeID, attributes: creds.attributes };
+const captureDeps = origDst && { cfg, mesh: () => policy.mesh, trust, audit, metrics, log: log.child({ component: "capture" }), origDst, self };
+const captureIn = captureDeps && createCaptureInbound(captureDeps);
+const captureOut = captureDeps && createCaptureOutbound(captureDeps);
+captureOut?.setTLS(tlsNow());
 
 // A new certificate or bundle replaces the TLS context; open connections are not dropped.
 const retls = (why: string) => {
   inbound.setSecureContext(tlsOptions(tlsNow()));
   outbound.setTLS(tlsNow());
+  captureOut?.setTLS(tlsNow());
   log.info({ why, spiffeID: creds!.spiffeID, serial: creds!.serial }, "TLS context replaced");
 };
 identity?.onChange((c) => {
@@ -108,6 +131,7 @@ trust.onBundleChange(() => retls("trust bundle changed"));
 // pools re-verify every destination (inbound checks the caller on every request already).
 trust.onRevocationsChange(() => {
   outbound.setTLS(tlsNow());
+  captureOut?.recheck();
   log.info({ revoked: trust.revokedCount }, "revocation list changed: outbound connections re-verify their peers");
   // Our own certificate revoked (quarantine): ask for a new one, which the CA refuses until
   // the pod is released; peers refuse the revoked one meanwhile.
@@ -124,7 +148,11 @@ if (cfg.signalsURL && !cfg.staticDir) {
 
 const inboundPort = await listen(inbound, cfg.inboundPort, cfg.listenHost);
 const outboundPort = await listen(outbound.server, cfg.outboundPort, cfg.outboundHost);
-log.info({ spiffeID: creds!.spiffeID, inboundPort, outboundPort, healthPort, app: `${cfg.appHost}:${cfg.appPort}`, peers: [...cfg.peers.keys()], policyVersion: policy.version }, "enforcer listening");
+// Inbound capture on every address (PREROUTING REDIRECT keeps the pod IP); outbound on
+// 127.0.0.1, where OUTPUT REDIRECT sends the app's connections.
+const captureInboundPort = captureIn && (await listen(captureIn, cfg.captureInboundPort, "0.0.0.0"));
+const captureOutboundPort = captureOut && (await listen(captureOut.server, cfg.captureOutboundPort, "127.0.0.1"));
+log.info({ spiffeID: creds!.spiffeID, inboundPort, outboundPort, healthPort, capture: cfg.capture ? { inbound: captureInboundPort, outbound: captureOutboundPort, probes: [...cfg.appProbes.keys()] } : false, app: `${cfg.appHost}:${cfg.appPort}`, peers: [...cfg.peers.keys()], policyVersion: policy.version }, "enforcer listening");
 
 const trustRefresher = setInterval(() => void refreshOperatorTrust().then(() => trust.refresh()).then(() => metrics.revoked.set(trust.revokedCount)), cfg.trustRefreshMs);
 trustRefresher.unref();
@@ -144,6 +172,8 @@ const shutdown = (signal: string) => {
   inbound.close();
   inbound.closeIdleConnections();
   outbound.close();
+  captureIn?.close();
+  captureOut?.server.close();
   health.close();
   const done = () => {
     audit.flush();

@@ -34,10 +34,11 @@ export function createMetrics() {
 }
 export type Metrics = ReturnType<typeof createMetrics>;
 
-export function healthServer(metrics: Metrics, ready: () => { ready: boolean; why?: string }) {
+export function healthServer(metrics: Metrics, ready: () => { ready: boolean; why?: string }, appHealth?: (url: string, res: http.ServerResponse) => boolean) {
   return http.createServer((req, res) => {
     const url = req.url ?? "/";
     if (req.method !== "GET") return void res.writeHead(405).end();
+    if (appHealth?.(url, res)) return;
     if (url === "/healthz" || url === "/live") return void res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
     if (url === "/ready") {
       const r = ready();

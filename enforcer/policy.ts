@@ -3,7 +3,7 @@
 // document has been compiled every request is refused (fail closed).
 import { readFile } from "node:fs/promises";
 import type { Logger } from "../common/logger.ts";
-import type { AuthzRequest, Decision, PolicyDocument } from "../policy/authz-contract.ts";
+import type { AuthzRequest, Decision, MeshDocument, PolicyDocument } from "../policy/authz-contract.ts";
 import { compilePolicy } from "../policy/authz.ts";
 import { operatorError, type OperatorClient } from "./operator-client.ts";
 
@@ -22,6 +22,8 @@ export class PolicySource {
   private etag?: string;
   private readonly compile: CompilePolicy;
   private problem: Decision = unavailable("PolicyUnavailable", "the enforcer has no policy yet");
+  private meshDoc?: MeshDocument;
+  private readonly meshListeners: ((m: MeshDocument) => void)[] = [];
 
   constructor(
     private readonly opts: { url?: string; file?: string },
@@ -38,6 +40,22 @@ export class PolicySource {
 
   get ready() {
     return this.authorizer !== undefined;
+  }
+
+  /** The mesh part of the last document (destinations, inbound mode, egress); undefined until one came. */
+  get mesh(): MeshDocument | undefined {
+    return this.meshDoc;
+  }
+
+  onMeshChange(cb: (m: MeshDocument) => void) {
+    this.meshListeners.push(cb);
+  }
+
+  private setMesh(m: MeshDocument | undefined) {
+    if (!m || typeof m !== "object" || typeof m.version !== "string" || m.version === this.meshDoc?.version) return;
+    this.meshDoc = { ...m, services: m.services ?? {}, pods: m.pods ?? {}, ids: m.ids ?? [] };
+    this.log.info({ meshVersion: m.version, inbound: m.inbound, egress: m.egress, services: Object.keys(this.meshDoc.services).length, pods: Object.keys(this.meshDoc.pods).length }, "mesh destinations updated");
+    for (const l of this.meshListeners) l(this.meshDoc);
   }
 
   /** The compiled policy, or a fixed refusal saying why there is none. */
@@ -78,6 +96,7 @@ export class PolicySource {
     }
     const doc = JSON.parse(text) as PolicyDocument;
     if (!doc || typeof doc.version !== "string" || !Array.isArray(doc.policies)) throw new Error('the policy document must be {"version": "...", "policies": [...]}');
+    this.setMesh(doc.mesh);
     return doc.version === this.doc?.version && this.authorizer ? undefined : doc;
   }
 }

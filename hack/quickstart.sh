@@ -68,15 +68,21 @@ for attempt in 1 2 3 4 5; do
   break
 done
 
-call() { kubectl -n demo exec "$frontend" -c frontend -- node /app/call.js "$@"; }
-step "The enforcers: pod $frontend calls orders through them (mTLS both ways, APIPolicy demo/orders, audit)"
+call() { kubectl -n demo exec "$frontend" -c frontend -- node /app/http.js "$@"; }
+step "Capture: pod $frontend's unmodified app calls orders by its Service name, no proxy setting; both enforcers carry it (mTLS, APIPolicy demo/orders, audit)"
 for c in "GET http://orders.demo.svc/healthz|rule any-caller-health: any authenticated caller" \
          "GET http://orders.demo.svc/v1/orders|rule frontend-reads-and-creates-orders needs a JWT from auth.acme.example" \
          "DELETE http://orders.demo.svc/v1/orders/42|no rule grants scope delete"; do
-  echo "\$ kubectl exec $frontend -c frontend -- node /app/call.js ${c%%|*}    (${c#*|})"
+  echo "\$ kubectl exec $frontend -c frontend -- node /app/http.js ${c%%|*}    (${c#*|})"
   # shellcheck disable=SC2086
   call ${c%%|*} | cut -c1-200
 done
+echo
+echo "a bypass attempt: a pod without an enforcer (namespace default) calls orders' app port on its pod IP:"
+kubectl run outsider -n default --image=ghcr.io/acme/e2e-app:1.0 --image-pull-policy=Never --restart=Never --command -- node /app/server.js >/dev/null 2>&1 || true
+kubectl wait -n default --for=condition=Ready pod/outsider --timeout=60s >/dev/null
+echo "\$ kubectl exec outsider -- node /app/http.js GET http://$ip:8080/healthz"
+kubectl -n default exec outsider -- node /app/http.js GET "http://$ip:8080/healthz" | cut -c1-200 || true
 sleep 1
 echo
 echo "audit records of orders' enforcer (one per attempt):"

@@ -46,3 +46,14 @@ export async function resolveEnforcerImage(kube: Kube, env: NodeJS.ProcessEnv = 
   if (!own?.image) throw new EnforcerImageError(`pod ${namespace}/${name} has no container image to derive the enforcer image from`);
   return { image: enforcerImageFor(own.image), source: `pod ${namespace}/${name}` };
 }
+
+/** The capture init container's image next to the enforcer's: tenet-enforcer → tenet-capture, same registry and tag. */
+export function captureImageFor(enforcerImage: string): string {
+  const [nameAndTag, digest] = enforcerImage.split("@");
+  const slash = nameAndTag.lastIndexOf("/");
+  const last = nameAndTag.slice(slash + 1);
+  if (digest || !last.startsWith(`${ENFORCER_REPO}:`)) {
+    throw new EnforcerImageError(`the enforcer image ${JSON.stringify(enforcerImage)} is not ${ENFORCER_REPO}:<tag>, so the capture image cannot be derived from it: set TENET_CAPTURE_IMAGE on the operator's Deployment`);
+  }
+  return `${nameAndTag.slice(0, slash + 1)}tenet-capture${last.slice(ENFORCER_REPO.length)}`;
+}

@@ -2,7 +2,7 @@
 import { Kube } from "../common/kube.ts";
 import { createLogger } from "../common/logger.ts";
 import { configFromEnv } from "./config.ts";
-import { resolveEnforcerImage } from "./enforcer-image.ts";
+import { captureImageFor, resolveEnforcerImage } from "./enforcer-image.ts";
 import { startOperator } from "./manager.ts";
 
 const log = createLogger("tenet-operator");
@@ -12,7 +12,8 @@ async function main() {
   const kube = Kube.fromEnv();
   const enforcer = await resolveEnforcerImage(kube);
   cfg.injection.image = enforcer.image;
-  log.info({ identity: cfg.identity, namespace: cfg.namespace, apiServer: kube.serverURL, trustDomain: cfg.trustDomain, enforcerImage: enforcer.image, enforcerImageFrom: enforcer.source }, "starting Tenet operator");
+  cfg.injection.capture.image = process.env.TENET_CAPTURE_IMAGE || captureImageFor(enforcer.image);
+  log.info({ identity: cfg.identity, namespace: cfg.namespace, apiServer: kube.serverURL, trustDomain: cfg.trustDomain, enforcerImage: enforcer.image, enforcerImageFrom: enforcer.source, capture: cfg.injection.capture.enabled, captureImage: cfg.injection.capture.image }, "starting Tenet operator");
   const operator = await startOperator(kube, cfg, log, () => {
     // Another replica may already be acting as leader: stop at once rather than race it.
     log.error("exiting after losing leadership; the Deployment restarts this replica");

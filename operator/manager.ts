@@ -10,6 +10,7 @@ import type { APIPolicy, RuntimeRule, ServiceIdentity } from "../crds/types.gen.
 import { createScanFeed } from "../scans/informers.ts";
 import { createAdmission } from "./admission/index.ts";
 import { createPolicyDistribution } from "./apipolicy/index.ts";
+import { MeshDirectory, toCachedEndpointSlice, toCachedService, type CachedEndpointSlice, type CachedService } from "./apipolicy/mesh.ts";
 import { createIdentity } from "./ca/index.ts";
 import { toCachedNamespace, type CachedNamespace } from "./cache/namespaces.ts";
 import { toCachedPod, type CachedPod } from "./cache/pods.ts";
@@ -71,7 +72,11 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   const server = new SecureServer(log, { host: cfg.secureHost, port: cfg.securePort, identity: servingIdentity(cfg) }, identity.servingCertificates);
   const signals = createSignals({ kube, cfg, log, metrics, events, pods, identities, rules });
   const admission = createAdmission({ kube, cfg, log, metrics, events, namespaces, rules, scans: scans.index, trust: identity.servingStore, server, signals: signals.sink });
-  const policyDistribution = createPolicyDistribution({ kube, log, pods, policies, jwks: { allowedHosts: cfg.jwksAllowedHosts } });
+  // What capture needs to route the app's outbound calls (operator/apipolicy/mesh.ts).
+  const services = informer<CachedService>("services", Resources.services, toCachedService);
+  const slices = informer<CachedEndpointSlice>("endpointslices", Resources.endpointSlices, toCachedEndpointSlice);
+  const mesh = new MeshDirectory(cfg.trustDomain, pods, services, slices, identities);
+  const policyDistribution = createPolicyDistribution({ kube, log, pods, policies, jwks: { allowedHosts: cfg.jwksAllowedHosts }, mesh });
   // Rescans: registered before the informers start, so every pod and report reaches its index.
   const posture = new PostureController({ kube, cfg, log, metrics, events, pods, rules, namespaces, scans, revocations: identity.revocations, signals: signals.sink });
   server.routes(identity.routes).routes(admission.routes).routes(policyDistribution.routes).routes(signals.routes);
@@ -89,7 +94,7 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   const reports = cfg.policyReports.enabled ? new PolicyReports({ kube, cfg, log, metrics, pods, rules, namespaces }) : undefined;
   const controllers: Controller[] = [serviceIdentityStatus, apiPolicyStatus, runtimeRuleStatus, identity.controller, admission.controller, posture, ...(reports ? [reports] : [])];
 
-  const informers = [pods, identities, policies, rules, namespaces, ...scans.informers, posture.policies.informer, ...signals.informers];
+  const informers = [pods, identities, policies, rules, namespaces, services, slices, ...scans.informers, posture.policies.informer, ...signals.informers];
   const health = buildHealthServer(metrics, () => {
     const pending = informers.filter((i) => !i.hasSynced).map((i) => i.name);
     if (pending.length) return { ready: false, detail: `waiting for caches: ${pending.join(", ")}` };

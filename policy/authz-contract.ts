@@ -18,6 +18,27 @@ export interface PolicyDocument {
    * fetch has succeeded yet (the evaluator then fetches the URI itself).
    */
   jwks?: Record<string, string>;
+  /** What transparent capture needs (operator/apipolicy/mesh.ts); absent from older operators. */
+  mesh?: MeshDocument;
+}
+
+/**
+ * The mesh as one workload's enforcer sees it: its own inbound and egress settings (from its
+ * ServiceIdentity) and every meshed destination with the SPIFFE ID it must present. Versioned
+ * apart from the policies (the ETag carries both), since pods come and go far more often.
+ */
+export interface MeshDocument {
+  version: string;
+  /** strict: plaintext callers are refused (default); permissive: admitted and audited as plaintext. */
+  inbound: "strict" | "permissive";
+  /** What captured outbound connections to a destination outside the mesh get: allow (pass through, default) or deny. */
+  egress: "allow" | "deny";
+  /** SPIFFE IDs, referenced by index below. */
+  ids: string[];
+  /** "clusterIP:port" of a Service → its meshed endpoints [podIP, targetPort, id index]. */
+  services: Record<string, [string, number, number][]>;
+  /** Pod IP of a meshed pod → id index. */
+  pods: Record<string, number>;
 }
 
 /** The caller as the enforcer learned it from the verified client certificate. */

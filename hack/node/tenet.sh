@@ -20,9 +20,10 @@ import_tenet_images() {
   local changed=1
   if [[ "$(cat "$run/image-tenet" 2>/dev/null)" == "$(cat "$images_dir/tenet.inputs")" ]]; then changed=0; fi
   if ((changed)); then
-    log "importing tenet.local/tenet-operator:dev and tenet.local/tenet-enforcer:dev"
+    log "importing tenet.local/tenet-{operator,enforcer,capture}:dev"
     ctr_node images import "$images_dir/tenet-operator.tar" >/dev/null
     ctr_node images import "$images_dir/tenet-enforcer.tar" >/dev/null
+    ctr_node images import "$images_dir/tenet-capture.tar" >/dev/null
     cp "$images_dir/tenet.inputs" "$run/image-tenet"
   fi
   # The examples' workloads run the demo server (node-tools) under their own image names.

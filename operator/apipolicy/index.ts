@@ -14,6 +14,7 @@ import { authenticatePod, SignRejection } from "../ca/issuer.ts";
 import type { TenetObject } from "../../common/objects.ts";
 import type { Informer } from "../runtime/informer.ts";
 import { JWKSFetcher, type JWKSFetcherOptions } from "./jwks.ts";
+import type { MeshDirectory } from "./mesh.ts";
 import { FieldManagers, POLICY_VERSION_ANNOTATION } from "../../common/names.ts";
 import { bearerToken, etagMatches } from "../../common/http.ts";
 
@@ -36,6 +37,8 @@ export function createPolicyDistribution(ctx: {
   pods: Informer<CachedPod>;
   policies: Informer<APIPolicy & TenetObject>;
   jwks?: JWKSFetcherOptions;
+  /** Meshed destinations and the workload's inbound/egress settings, served with the policy. */
+  mesh?: MeshDirectory;
 }): PolicyDistribution {
   const log = ctx.log.child({ component: "policy" });
   const listeners: (() => void)[] = [];
@@ -73,12 +76,14 @@ export function createPolicyDistribution(ctx: {
           return reply.code(err.status).send({ error: { reason: err.reason, message: err.message } });
         }
         const doc = documents.forPod(pod);
-        const etag = `"${doc.version}"`;
+        const mesh = ctx.mesh?.forPod(pod);
+        // One ETag for both parts: a new pod behind a Service changes it as a new policy does.
+        const etag = mesh ? `"${doc.version}.${mesh.version}"` : `"${doc.version}"`;
         recorder.record(pod, doc.version);
         reply.header("etag", etag).header("cache-control", "no-cache");
         if (etagMatches(req.headers["if-none-match"], etag)) return reply.code(304).send();
         log.debug({ pod: `${pod.metadata.namespace}/${pod.metadata.name}`, version: doc.version, policies: doc.policies.length }, "policy document served");
-        return reply.type("application/json").send(doc);
+        return reply.type("application/json").send(mesh ? { ...doc, mesh } : doc);
       });
     },
     stop: async () => {

@@ -3,7 +3,8 @@
 import type { ServiceIdentity } from "../../crds/types.gen.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import { COMMIT_LABEL, ENFORCER_CONTAINER, POSTURE_LABEL, TIER_LABEL } from "../../common/names.ts";
-import { isTenetEnforcer, type InjectionConfig } from "../../admission/inject.ts";
+import { CAPTURE_CONTAINER } from "../../admission/capture.ts";
+import { isTenetCapture, isTenetEnforcer, type InjectionConfig } from "../../admission/inject.ts";
 
 //
 // Attributes policies select on must come from what Tenet established, never from what the pod's
@@ -15,7 +16,8 @@ export function identityAttributes(pod: CachedPod, si: ServiceIdentity, injectio
   const labels = pod.metadata.labels ?? {};
   const annotations = pod.metadata.annotations ?? {};
   const exact = injection ? isTenetEnforcer(pod.enforcer, pod.metadata.annotations, injection) : false;
-  const app = pod.spec.containers.filter((c) => !(c.name === ENFORCER_CONTAINER && exact));
+  const capture = exact && injection ? isTenetCapture(pod.enforcer, pod.metadata.annotations, injection) : false;
+  const app = pod.spec.containers.filter((c) => !(c.name === ENFORCER_CONTAINER && exact) && !(c.name === CAPTURE_CONTAINER && capture));
   const images = [...new Set(app.map((c) => c.image))];
   const digests = images.map((i) => i.split("@")[1]).filter((d): d is string => !!d);
   const derived: Record<string, string | undefined> = {

@@ -2,6 +2,7 @@
 // stays a small multiple of the fields it uses.
 import type { KubeObject } from "../../common/objects.ts";
 import { FieldManagers, POSTURE_LABEL, ENFORCER_CONTAINER } from "../../common/names.ts";
+import { CAPTURE_CONTAINER } from "../../admission/capture.ts";
 import { enforcerFingerprint, InjectionError, resolveAppPort } from "../../admission/inject.ts";
 
 export interface CachedPod extends KubeObject {
@@ -23,7 +24,9 @@ export interface CachedPod extends KubeObject {
   /** The init container named tenet-enforcer, if any: its fingerprint (security-relevant fields,
    * admission/inject.ts) and the app port injection would give it. Only when it equals
    * what Tenet injects is it left out of judgement and of the identity's image attribute. */
-  enforcer?: { fingerprint: string; appPort: number };
+  enforcer?: { fingerprint: string; appPort: number; capture?: string };
+  /** status.podIP: the mesh's destinations (operator/apipolicy/mesh.ts). */
+  podIP?: string;
   /** The tenet.dev/posture label was last written by Tenet's posture controller (managedFields,
    * manager tenet-posture), not by whoever created or edited the pod. */
   postureByTenet?: boolean;
@@ -92,6 +95,7 @@ export function toCachedPod(raw: any): CachedPod {
     spec: { serviceAccountName: spec.serviceAccountName ?? "default", containers },
     status: statusOf(raw.status),
     ...ownerOf(m.ownerReferences),
+    ...(typeof raw.status?.podIP === "string" && raw.status.podIP ? { podIP: raw.status.podIP } : {}),
     security: securitySpec(spec),
     ...enforcerOf(raw),
     ...(m.labels?.[POSTURE_LABEL] !== undefined && postureOwnedByTenet(m.managedFields) ? { postureByTenet: true } : {}),
@@ -129,7 +133,8 @@ function enforcerOf(raw: any): { enforcer?: CachedPod["enforcer"] } {
     if (err instanceof InjectionError) return {};
     throw err;
   }
-  return { enforcer: { fingerprint: enforcerFingerprint(c, raw.spec), appPort } };
+  const capture = (raw.spec?.initContainers ?? []).find((x: any) => x?.name === CAPTURE_CONTAINER);
+  return { enforcer: { fingerprint: enforcerFingerprint(c, raw.spec), appPort, ...(capture ? { capture: enforcerFingerprint(capture, raw.spec) } : {}) } };
 }
 
 /** Whether the posture label is owned by Tenet's posture field manager, and by no other: a

@@ -6,7 +6,8 @@ import { createHash } from "node:crypto";
 import { evaluatePod } from "../../policy/admission.ts";
 import type { ScanIndex } from "../../scans/scan-index.ts";
 import type { RuleRef } from "../../policy/vulnerabilities.ts";
-import { EXEMPT_NAMESPACES, isTenetEnforcer, shouldInject, type InjectionConfig } from "../../admission/inject.ts";
+import { CAPTURE_CONTAINER } from "../../admission/capture.ts";
+import { EXEMPT_NAMESPACES, isTenetCapture, isTenetEnforcer, shouldInject, type InjectionConfig } from "../../admission/inject.ts";
 import type { CachedPod } from "../cache/pods.ts";
 import { ENFORCER_CONTAINER, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION, SIGNAL_ANNOTATION } from "../../common/names.ts";
 
@@ -64,7 +65,8 @@ function podSpecOf(pod: CachedPod): any {
 function judgedSpecOf(pod: CachedPod, injection: InjectionConfig): any {
   const spec = podSpecOf(pod);
   if (!isTenetEnforcer(pod.enforcer, pod.metadata.annotations, injection) || !Array.isArray(spec.initContainers)) return spec;
-  return { ...spec, initContainers: spec.initContainers.filter((c: any) => c?.name !== ENFORCER_CONTAINER) };
+  const capture = isTenetCapture(pod.enforcer, pod.metadata.annotations, injection);
+  return { ...spec, initContainers: spec.initContainers.filter((c: any) => c?.name !== ENFORCER_CONTAINER && !(capture && c?.name === CAPTURE_CONTAINER)) };
 }
 
 /** Opted in (namespace label or pod annotation), not opted out, not exempt — yet no enforcer: injection was skipped. */

@@ -35,12 +35,15 @@ describe("admission webhooks called by the real API server", function () {
   const apply = (ns: string, obj: unknown) => kubectl(["apply", "-n", ns, "-f", "-"], { input: JSON.stringify(obj), allowFail: true });
 
   async function startOperator() {
-    operator = await OperatorProcess.start({ kubeconfig: await operatorKubeconfig(), namespace: "tenet-system", identity: `adm-${Date.now()}`, env: { TENET_LEASE_NAME: `lease-adm-${Date.now()}` } });
+    operator = await OperatorProcess.start({ kubeconfig: await operatorKubeconfig(), namespace: "tenet-system", identity: `adm-${Date.now()}`, env: { TENET_LEASE_NAME: `lease-adm-${Date.now()}`, TENET_CAPTURE: "false" } });
     await operator.waitForHTTPS();
     await operator.waitForLog("webhook configurations", (l) => l.msg === "webhook configurations applied");
     trust = (await kube.get(resourcePath(Resources.configMaps, "tenet-system", "tenet-trust-bundle"))).data["operator-ca.crt"]; // the operator's HTTPS
   }
 
+  // Capture off: these tests address the enforcer as the first init container. The capture
+  // container through the real API server is covered by the e2e tier (test/e2e/7-capture.test.ts,
+  // under the examples' baseline RuntimeRule) and its judgement by test/unit/capture.test.ts.
   /** The API server picks up new webhook configurations asynchronously: probe until it calls us. */
   async function waitForInjection(ns: string) {
     await waitFor("the API server to call the mutating webhook", async () => {

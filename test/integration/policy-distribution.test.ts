@@ -51,7 +51,8 @@ describe("APIPolicy distribution: GET /v1/policy (real API server, operator proc
       return r.status === 200 && r.json.policies.length === 1 ? r : undefined;
     });
     assert.match(first.json.version, /^[0-9a-f]{16}$/);
-    assert.equal(first.headers.etag, `"${first.json.version}"`);
+    // One ETag for the policy and the mesh document served with it.
+    assert.equal(first.headers.etag, `"${first.json.version}.${first.json.mesh.version}"`);
     assert.deepEqual(first.json.policies.map((p: any) => `${p.namespace}/${p.name}`), [`${ns}/orders`]);
     assert.equal(first.json.policies[0].spec.mode, "enforce", "the spec as stored, defaults applied");
 
@@ -70,7 +71,9 @@ describe("APIPolicy distribution: GET /v1/policy (real API server, operator proc
     // A pod no policy selects gets the empty document (its enforcer forwards, "Unprotected").
     const other = await get(await podToken(kube, ns, "orders", "other-0"));
     assert.equal(other.status, 200);
-    assert.deepEqual(other.json, { version: "empty", policies: [] });
+    assert.deepEqual({ version: other.json.version, policies: other.json.policies }, { version: "empty", policies: [] });
+    // The mesh part: this pod's defaults (no ServiceIdentity sets them) and no meshed destination (no pod runs).
+    assert.deepEqual({ inbound: other.json.mesh.inbound, egress: other.json.mesh.egress, services: other.json.mesh.services }, { inbound: "strict", egress: "allow", services: {} });
   });
 
   it("refuses a missing, foreign-audience or forged token with 401, and a token for a deleted pod with 403", async () => {

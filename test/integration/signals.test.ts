@@ -86,7 +86,7 @@ describe("signals: the intake, attribution, correlation and responses (real API 
     operator = await OperatorProcess.start({ kubeconfig: await operatorKubeconfig(), namespace: "tenet-system", identity: `signals-${ns}-${++run}`, env: { TENET_LEASE_NAME: `lease-${ns}-${run}`, TENET_SIGNAL_QUEUE_LIMIT: "2000" } });
     await operator.waitForHTTPS();
     url = (p) => `https://127.0.0.1:${operator.securePort}${p}`;
-    trust = await waitFor("trust bundle", async () => (await kube.get(resourcePath(Resources.configMaps, "tenet-system", "tenet-trust-bundle")).catch(() => undefined))?.data?.["ca.crt"]);
+    trust = await waitFor("trust bundle", async () => (await kube.get(resourcePath(Resources.configMaps, "tenet-system", "tenet-trust-bundle")).catch(() => undefined))?.data?.["operator-ca.crt"]); // the operator's HTTPS: the serving CA
   });
 
   afterEach(function () {

@@ -87,7 +87,7 @@ const cases: GoldenCase[] = [
     check: (input, out) => {
       assert.deepEqual(out.spec.securityContext, input.spec.securityContext);
       assert.deepEqual(out.spec.containers[0].securityContext, input.spec.containers[0].securityContext);
-      assert.equal(enforcerOf(out).securityContext.runAsUser, 65532);
+      assert.equal(enforcerOf(out).securityContext.runAsUser, 15900);
     },
   },
   {
@@ -207,10 +207,11 @@ describe("enforcer injection", () => {
       assert.deepEqual(e.ports.map((p: any) => [p.name, p.containerPort]), [["tenet-mtls", 15443], ["tenet-health", 15021]]);
     });
 
-    it("runs locked down: non-root 65532, read-only root, no privilege escalation, no capabilities, RuntimeDefault seccomp", () => {
+    it("runs locked down: non-root, as the fixed UID capture leaves alone (15900), read-only root, no privilege escalation, no capabilities, RuntimeDefault seccomp", () => {
       assert.deepEqual(enforcerOf(out()).securityContext, {
         runAsNonRoot: true,
-        runAsUser: 65532,
+        runAsUser: 15900,
+        runAsGroup: 15900,
         readOnlyRootFilesystem: true,
         allowPrivilegeEscalation: false,
         capabilities: { drop: ["ALL"] },

@@ -9,7 +9,7 @@ import type { RuleRef } from "../../policy/vulnerabilities.ts";
 
 const NOW = new Date("2026-06-01T12:00:00Z");
 const ENFORCER_IMAGE = "tenet-operator:dev";
-const INJECTION = { image: ENFORCER_IMAGE, args: [], caEndpoint: "https://tenet-operator.tenet-system.svc:443", inboundPort: 15443, outboundPort: 15001, healthPort: 15021, resources: { requests: {}, limits: {} }, tokenExpirationSeconds: 3600, version: "test" };
+const INJECTION = { image: ENFORCER_IMAGE, args: [], caEndpoint: "https://tenet-operator.tenet-system.svc:443", inboundPort: 15443, outboundPort: 15001, healthPort: 15021, resources: { requests: {}, limits: {} }, tokenExpirationSeconds: 3600, version: "test", capture: { enabled: false, image: "tenet.local/tenet-capture:dev", inboundPort: 15006, outboundPort: 15002, enforcerUID: 15900 } };
 const rule = (name: string, spec: Partial<RuntimeRuleSpec>): RuleRef => ({ namespace: "demo", name, spec: { selector: {}, ...spec } });
 const strict = rule("strict", { vulnerabilities: { thresholds: { critical: 0 } } });
 

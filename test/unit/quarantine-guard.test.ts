@@ -68,7 +68,7 @@ describe("quarantine guard: Tenet's pod metadata (issue 11 item 4)", () => {
 });
 
 describe("quarantine guard: relabelling does not release (issue 11 item 4c)", () => {
-  const INJECTION = { image: "tenet.local/tenet-enforcer:dev", args: [], caEndpoint: "https://tenet-operator.tenet-system.svc:443", inboundPort: 15443, outboundPort: 15001, healthPort: 15021, resources: { requests: {}, limits: {} }, tokenExpirationSeconds: 3600, version: "test" };
+  const INJECTION = { image: "tenet.local/tenet-enforcer:dev", args: [], caEndpoint: "https://tenet-operator.tenet-system.svc:443", inboundPort: 15443, outboundPort: 15001, healthPort: 15021, resources: { requests: {}, limits: {} }, tokenExpirationSeconds: 3600, version: "test", capture: { enabled: false, image: "tenet.local/tenet-capture:dev", inboundPort: 15006, outboundPort: 15002, enforcerUID: 15900 } };
   const strict: RuleRef = { namespace: "demo", name: "strict", spec: { selector: { matchLabels: { app: "orders" } }, vulnerabilities: { thresholds: { critical: 0 } } } as any };
   const lax: RuleRef = { namespace: "demo", name: "lax", spec: { selector: { matchLabels: { app: "other" } }, vulnerabilities: { thresholds: { critical: 5 } } } as any };
   const index = () => {
