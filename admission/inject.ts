@@ -35,6 +35,8 @@ export interface InjectionConfig {
   image: string; // enforcer image, e.g. "tenet.local/tenet-enforcer:dev"
   args: string[]; // extra arguments for the image's entrypoint; usually none
   caEndpoint: string; // e.g. "https://tenet-operator.tenet-system.svc:443"
+  /** Where enforcers send their signals: the leader-only Service (e.g. "https://tenet-signals.tenet-system.svc:443"); unset, the CA endpoint. */
+  signalsEndpoint?: string;
   inboundPort: number; // 15443 (mTLS from peers)
   outboundPort: number; // 15001 (plain HTTP proxy for the app, on localhost)
   healthPort: number; // 15021 (/ready, /live)
@@ -360,6 +362,7 @@ function enforcerContainer(cfg: InjectionConfig, appPort: number, peers: string 
       { name: "TENET_TOKEN_FILE", value: `${TOKEN_DIR}/token` },
       { name: "TENET_BUNDLE_FILE", value: `${BUNDLE_DIR}/ca.crt` },
       { name: "TENET_REVOCATIONS_URL", value: `${caEndpoint}/v1/revocations` },
+      ...(cfg.signalsEndpoint ? [{ name: "TENET_SIGNALS_URL", value: `${cfg.signalsEndpoint.replace(/\/+$/, "")}/v1/signals/enforcer` }] : []),
       { name: "TENET_INBOUND_PORT", value: String(cfg.inboundPort) },
       { name: "TENET_OUTBOUND_PORT", value: String(cfg.outboundPort) },
       { name: "TENET_HEALTH_PORT", value: String(cfg.healthPort) },

@@ -21,6 +21,7 @@ export function injectionConfigFromEnv(env: NodeJS.ProcessEnv, namespace: string
     image: env.TENET_ENFORCER_IMAGE ?? DEFAULT_ENFORCER_IMAGE,
     args: [],
     caEndpoint: env.TENET_CA_ENDPOINT ?? `https://tenet-operator.${namespace}.svc:443`,
+    signalsEndpoint: env.TENET_SIGNALS_ENDPOINT ?? `https://tenet-signals.${namespace}.svc:443`,
     inboundPort: int("TENET_ENFORCER_INBOUND_PORT", 15443),
     outboundPort: int("TENET_ENFORCER_OUTBOUND_PORT", 15001),
     healthPort: int("TENET_ENFORCER_HEALTH_PORT", 15021),

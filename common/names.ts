@@ -21,6 +21,10 @@ export const MANAGED_BY_TENET = { [MANAGED_BY_LABEL]: "tenet" } as const;
 
 /** The operator's Service and ServiceAccount name (its serving certificate's SPIFFE ID uses it). */
 export const OPERATOR_NAME = "tenet-operator";
+/** The Service senders of signals use: it selects only the leader's pod (SIGNALS_LEADER_LABEL), because correlation state lives in one replica. */
+export const SIGNALS_SERVICE = "tenet-signals";
+/** Set by the leader on its own pod in Tenet's namespace, removed when it stops leading (operator/signals/leader-label.ts). */
+export const SIGNALS_LEADER_LABEL = "tenet.dev/signals-leader";
 /** Field managers of Tenet's server-side applies and patches, one per writer. */
 export const FieldManagers = {
   operator: "tenet-operator",

@@ -89,6 +89,50 @@ echo "audit records of orders' enforcer (one per attempt):"
 kubectl -n demo logs "$orders" -c tenet-enforcer | grep '"log":"audit"' | tail -n 3 |
   node -e 'require("readline").createInterface({input:process.stdin}).on("line",l=>{const a=JSON.parse(l);console.log(JSON.stringify({time:a.time,caller:a.caller,posture:a.posture,method:a.method,path:a.path,api:a.api,scope:a.scope,decision:a.decision,rule:a.rule,reason:a.reason,status:a.status}))})'
 
+step "Signals: a Falco alert (a shell in orders) and the API denials orders' enforcer reports become one Incident (RuntimeRule demo/baseline, correlation shell-then-api-denials)"
+# The sender is set up the way falcosidekick is (docs/signals.md): a ServiceAccount allowed to
+# `create signals` (ClusterRole tenet-signal-sender), its token (audience tenet), the serving CA.
+kubectl -n tenet-system create serviceaccount falcosidekick --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl create clusterrolebinding tenet-quickstart-falcosidekick --clusterrole=tenet-signal-sender \
+  --serviceaccount=tenet-system:falcosidekick --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+token=$(kubectl -n tenet-system create token falcosidekick --audience tenet --duration 10m)
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+kubectl -n tenet-system get configmap tenet-trust-bundle -o jsonpath='{.data.operator-ca\.crt}' >"$work/operator-ca.crt"
+# The Service tenet-signals selects the leader's pod only (correlations live in one replica).
+for _ in $(seq 1 40); do
+  sigip=$(kubectl -n tenet-system get endpointslices -l kubernetes.io/service-name=tenet-signals -o jsonpath='{.items[0].endpoints[0].addresses[0]}' 2>/dev/null || true)
+  [[ -n $sigip ]] && break
+  sleep 0.5
+done
+[[ -n $sigip ]] || die "the Service tenet-signals has no endpoint (no replica labelled tenet.dev/signals-leader=true)"
+now=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
+cat >"$work/falco.json" <<JSON
+[{"uuid":"$(cat /proc/sys/kernel/random/uuid)","hostname":"tenet-node","priority":"Warning","rule":"Terminal shell in container","source":"syscall","time":"$now","tags":["container","mitre_execution","shell"],"output":"Warning A shell was spawned in a container with an attached terminal (user=root k8s.ns=demo k8s.pod=$orders shell=sh)","output_fields":{"k8s.ns.name":"demo","k8s.pod.name":"$orders","proc.name":"sh","user.name":"root","evt.time":$(date +%s%N)}}]
+JSON
+echo "\$ curl -X POST https://tenet-signals.tenet-system.svc/v1/signals/falco   (falcosidekick's webhook output: rule \"Terminal shell in container\", pod $orders)"
+in_node curl -sS --cacert "$work/operator-ca.crt" --resolve "tenet-signals.tenet-system.svc:9443:$sigip" \
+  -H "authorization: Bearer $token" -H 'content-type: application/json' --data-binary @"$work/falco.json" \
+  https://tenet-signals.tenet-system.svc:9443/v1/signals/falco; echo
+echo "then 5 calls from $frontend that orders' APIPolicy denies (orders' enforcer reports them every 5 s):"
+for _ in 1 2 3 4 5; do call DELETE http://orders.demo.svc/v1/orders/42 | cut -c1-100; done
+for _ in $(seq 1 60); do
+  [[ "$(kubectl get pod "$orders" -n demo -o jsonpath='{.metadata.labels.tenet\.dev/quarantined}')" == "true" ]] && break
+  sleep 0.5
+done
+kubectl get incidents -n demo
+echo
+kubectl get incidents -n demo -o jsonpath='{range .items[*]}{range .status.evidence[*]}  {.time}  {.layer}/{.source}  {.rule}{" x"}{.count}{"\n"}{end}{end}' | sed 's/ x$//'
+kubectl get pods -n demo -L tenet.dev/posture,tenet.dev/quarantined
+echo "orders is quarantined by the response isolate-compromised; releasing it takes update on runtimerules/release (an admin here):"
+echo "\$ kubectl annotate pod $orders -n demo tenet.dev/release=quickstart-reviewed"
+kubectl annotate pod "$orders" -n demo tenet.dev/release=quickstart-reviewed >/dev/null
+for _ in $(seq 1 60); do
+  [[ "$(kubectl get pod "$orders" -n demo -o jsonpath='{.metadata.labels.tenet\.dev/quarantined}')" != "true" ]] && break
+  sleep 0.5
+done
+kubectl get pods -n demo -L tenet.dev/posture,tenet.dev/quarantined
+sleep 6 # the enforcers fetch orders' fresh certificate and the shorter revocation list
+
 step "Rescan: new scan data says orders' image has a critical vulnerability (kubectl apply -f examples/new-scan/)"
 direct() { kubectl -n demo exec "$frontend" -c frontend -- node /app/fetch.js "http://$ip:8080/healthz" 2000 2>&1 | cut -c1-160; }
 echo "before, from pod $frontend straight to orders' port: $(direct)"

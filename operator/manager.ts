@@ -25,6 +25,7 @@ import { Controller } from "./runtime/controller.ts";
 import { EventRecorder } from "./runtime/events.ts";
 import { buildHealthServer } from "./runtime/health.ts";
 import { Informer, objectKey } from "./runtime/informer.ts";
+import { markSignalsLeader, ownPod } from "./signals/leader-label.ts";
 import { LeaderElector } from "./runtime/leader.ts";
 import { RuntimeMetrics } from "./runtime/metrics.ts";
 import { SecureServer, servingIdentity } from "./server/index.ts";
@@ -112,7 +113,13 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   await identity.start();
   await server.start();
 
-  const startControllers = () => controllers.forEach((c) => c.start());
+  // Signals reach the leader only (operator/signals/leader-label.ts): clear a label left from an earlier run first.
+  const self = ownPod();
+  await markSignalsLeader(kube, log, self, false);
+  const startControllers = () => {
+    controllers.forEach((c) => c.start());
+    void markSignalsLeader(kube, log, self, true);
+  };
   let elector: LeaderElector | undefined;
   if (cfg.leaderElection) {
     elector = new LeaderElector(
@@ -140,6 +147,7 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
     securePort: () => server.port(),
     async stop() {
       await Promise.all(controllers.map((c) => c.stop()));
+      await markSignalsLeader(kube, log, self, false);
       await elector?.release();
       await server.stop();
       await signals.stop();

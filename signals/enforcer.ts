@@ -3,7 +3,7 @@
 //   {"pod": {"namespace", "name"}?,            the pod it speaks for: only its own
 //    "events": [{"id", "kind", "reason", "time", "count", "peer"?, "method"?, "path"?, "api"?, "status"?}]}
 // kind: TLSRefused (a peer without an acceptable certificate), PlaintextAttempt (a plain HTTP
-// request on the mTLS port), APIDenied (APIPolicy said no: reason Unauthenticated/Forbidden/…),
+// request on the mTLS port), APIDenied (APIPolicy said no: its audit reason: NoRuleAllows, DeniedByRule, JWTMissing, …),
 // Burst (denials above the enforcer's burst threshold). The enforcer does not choose the
 // priority or the layer: they follow from the kind.
 import { priorityRank, SIGNAL_LIMITS as L, type Signal, type SignalLayer } from "./event.ts";

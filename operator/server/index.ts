@@ -6,7 +6,7 @@
 // listen, and readiness says why.
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "../../common/logger.ts";
-import { OPERATOR_NAME } from "../../common/names.ts";
+import { OPERATOR_NAME, SIGNALS_SERVICE } from "../../common/names.ts";
 import { spiffeID } from "../../pki/spiffe-id.ts";
 import type { OperatorConfig } from "../config.ts";
 import { buildSecureServer } from "./app.ts";
@@ -40,7 +40,7 @@ export function servingIdentity(cfg: OperatorConfig): ServingIdentity {
   const ns = cfg.namespace;
   return {
     spiffeID: spiffeID(cfg.trustDomain, ns, OPERATOR_NAME),
-    dnsNames: [...new Set([OPERATOR_NAME, `${OPERATOR_NAME}.${ns}.svc`, `${OPERATOR_NAME}.${ns}.svc.cluster.local`, "localhost", ...cfg.servingDNSNames])],
+    dnsNames: [...new Set([OPERATOR_NAME, `${OPERATOR_NAME}.${ns}.svc`, `${OPERATOR_NAME}.${ns}.svc.cluster.local`, `${SIGNALS_SERVICE}.${ns}.svc`, "localhost", ...cfg.servingDNSNames])],
     ipAddresses: [...new Set(["127.0.0.1", ...cfg.servingIPs])],
     ttlSeconds: 24 * 3600,
   };
