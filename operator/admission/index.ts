@@ -18,6 +18,8 @@ import type { Informer } from "../runtime/informer.ts";
 import type { RuntimeMetrics } from "../runtime/metrics.ts";
 import { mutate } from "./handlers/mutate.ts";
 import { validate } from "./handlers/validate.ts";
+import { PatchCache } from "./handlers/patch-cache.ts";
+import { VerdictCache } from "./handlers/verdict-cache.ts";
 import { protectTenetMetadata, releaseReview } from "./handlers/protect.ts";
 import { AdmissionMetrics, admissionRoute } from "./transport.ts";
 import { webhookConfigController, type TrustBundle } from "./webhook-config.ts";
@@ -68,6 +70,9 @@ export function createAdmission(ctx: {
     },
   };
 
+  // The pods of one template share their patch and their verdict: computed once (handlers/*-cache.ts).
+  const patches = new PatchCache();
+  const verdicts = new VerdictCache();
   const rulesIn = (namespace: string): RuleRef[] =>
     ctx.rules.listNamespace(namespace).map((r) => ({ namespace, name: r.metadata.name, spec: r.spec }));
 
@@ -79,7 +84,7 @@ export function createAdmission(ctx: {
         webhook: "mutate",
         log,
         metrics,
-        handler: (req) => mutate(req, { namespaceLabels: (ns) => ctx.namespaces.get(ns)?.metadata.labels, config: injection }),
+        handler: (req) => mutate(req, { namespaceLabels: (ns) => ctx.namespaces.get(ns)?.metadata.labels, config: injection, patches }),
       });
       admissionRoute(app, {
         path: "/validate",
@@ -93,6 +98,7 @@ export function createAdmission(ctx: {
             scans: ctx.scans,
             now: () => new Date(),
             injection,
+            verdicts,
             // Events go out after the answer: never a remote call on the request path.
             report: (_req, owner, verdict) =>
               setImmediate(() => {

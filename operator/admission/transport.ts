@@ -29,6 +29,8 @@ export interface AdmissionResult {
   /** Machine-readable reason, for metrics and logs. */
   reason: string;
   patch?: unknown[];
+  /** `patch` already encoded (base64 of its JSON), when a cache holds it. */
+  encodedPatch?: string;
   warnings?: string[];
 }
 
@@ -124,7 +126,7 @@ export function admissionRoute(app: FastifyInstance, opts: { path: string; webho
     if (!result.allowed) response.status = { code: 403, reason: "Forbidden", message: result.message ?? "denied by Tenet" };
     if (result.patch?.length) {
       response.patchType = "JSONPatch";
-      response.patch = Buffer.from(JSON.stringify(result.patch)).toString("base64");
+      response.patch = result.encodedPatch ?? Buffer.from(JSON.stringify(result.patch)).toString("base64");
     }
     if (result.warnings?.length) response.warnings = result.warnings.map((w) => w.slice(0, 400));
     return { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response };
