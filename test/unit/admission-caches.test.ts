@@ -100,6 +100,42 @@ describe("admission caches: injection patches", () => {
     assert.equal(after.encoded, encode(jsonPatch(pod, injectPod(pod, next))));
   });
 
+  it("an edit of the configuration in place invalidates too", () => {
+    const cache = new PatchCache();
+    const pod = goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod;
+    const mine = structuredClone(cfg);
+    cache.patchFor(structuredClone(pod), mine);
+    mine.healthPort = 15099;
+    const after = cache.patchFor(structuredClone(pod), mine);
+    assert.equal(cache.hits, 0);
+    assert.match(Buffer.from(after.encoded, "base64").toString(), /15099/);
+  });
+
+  it("a pod too long to key verbatim is keyed by its digest and still hits exactly", () => {
+    const cache = new PatchCache();
+    const pod = structuredClone(goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod);
+    pod.metadata.annotations = { ...pod.metadata.annotations, note: "x".repeat(20_000) };
+    const a = cache.patchFor(structuredClone(pod), cfg);
+    const b = cache.patchFor(structuredClone(pod), cfg);
+    assert.equal(cache.hits, 1);
+    assert.equal(b.encoded, a.encoded);
+    assert.ok(cache.weight < 20_000, `held ${cache.weight} characters: the digest, not the pod`);
+    pod.metadata.annotations.note = "y".repeat(20_000);
+    cache.patchFor(pod, cfg);
+    assert.equal(cache.hits, 1, "a different long pod misses");
+  });
+
+  it("stays within its bound of characters", () => {
+    const cache = new PatchCache(1000, 20_000);
+    const pod = goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod;
+    for (let i = 0; i < 50; i++) {
+      const p = structuredClone(pod);
+      p.metadata.generateName = `w-${i}-`;
+      cache.patchFor(p, cfg);
+    }
+    assert.ok(cache.weight <= 20_000 && cache.size > 0 && cache.size < 50, `${cache.size} entries, ${cache.weight} characters`);
+  });
+
   it("stays within its bound", () => {
     const cache = new PatchCache(4);
     const pod = goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod;
@@ -212,7 +248,7 @@ describe("admission caches: RuntimeRule verdicts", () => {
     const rules = [rule({ vulnerabilities: { thresholds: { critical: 5 } } })];
     for (let i = 0; i < 10; i++) {
       const p = orders();
-      p.metadata.labels = { app: "orders", n: String(i) };
+      p.metadata.labels = { app: "orders", n: String(i) } as any;
       validate(podRequest(p), deps(rules, scanIndex(), verdicts));
     }
     assert.equal(verdicts.size, 3);

@@ -1,22 +1,25 @@
 // RuntimeRule verdicts, cached: every replica of a workload brings the same pod spec, labels and
 // annotations, so evaluatePod's answer is computed once per template, not once per pod.
-// The key is a SHA-256 of everything the verdict is computed from as the pod sends it (kind,
-// namespace, labels, annotations, pod spec) and the injection configuration; an entry also records
-// what it was computed against and is used only while that still holds:
+// The key is everything the verdict is computed from as the pod sends it (kind, namespace, labels,
+// annotations, pod spec: their JSON, cache-key.ts), and the cache starts over when the injection
+// configuration changes; an entry also records what it was computed against and is used only
+// while that still holds:
 //   - the namespace's RuntimeRules (names and spec objects: the informer replaces a changed
 //     object, it never edits one in place — matcherOf and the policy compiler rely on it too),
 //   - the scan index's version (any report added, changed or removed),
 //   - the clock: until the next exemption of those rules expires.
 // Only admissions are cached: a denial names the object (its generated name), and is rare.
-// Bounded: VERDICT_CACHE_SIZE entries; a verdict with warnings keeps its rule verdicts for Events.
-import { createHash } from "node:crypto";
+// Bounded: VERDICT_CACHE_SIZE entries and VERDICT_CACHE_CHARS characters of keys; a verdict with
+// warnings keeps its rule verdicts for Events.
 import type { AdmissionVerdict } from "../../../policy/admission.ts";
 import type { RuleRef } from "../../../policy/vulnerabilities.ts";
 import type { ScanIndex } from "../../../scans/scan-index.ts";
 import type { InjectionConfig } from "../inject.ts";
+import { cacheKey, ConfigStamp } from "./cache-key.ts";
 import { Lru } from "./lru.ts";
 
 export const VERDICT_CACHE_SIZE = 1000;
+export const VERDICT_CACHE_CHARS = 8 * 1024 * 1024;
 /** Specs bigger than this are evaluated every time. */
 export const MAX_CACHED_SPEC = 256 * 1024;
 
@@ -42,11 +45,12 @@ const specIds = new WeakMap<object, number>();
 
 export class VerdictCache {
   private readonly lru: Lru<string, Entry>;
+  private readonly config = new ConfigStamp();
   hits = 0;
   misses = 0;
 
-  constructor(max = VERDICT_CACHE_SIZE) {
-    this.lru = new Lru(max);
+  constructor(max = VERDICT_CACHE_SIZE, maxChars = VERDICT_CACHE_CHARS) {
+    this.lru = new Lru(max, maxChars);
   }
 
   get size(): number {
@@ -55,9 +59,10 @@ export class VerdictCache {
 
   /** evaluate()'s verdict for this input, from the cache when nothing it depends on has changed. */
   verdict(input: VerdictInput, rules: RuleRef[], scans: ScanIndex, injection: InjectionConfig, now: Date, evaluate: () => AdmissionVerdict): AdmissionVerdict {
+    if (this.config.changed(injection)) this.lru.clear();
     const text = JSON.stringify([input.kind, input.namespace, input.labels ?? null, input.annotations ?? null, input.podSpec]);
     if (text.length > MAX_CACHED_SPEC) return this.miss(evaluate);
-    const key = createHash("sha256").update(JSON.stringify(injection)).update("\n").update(text).digest("base64");
+    const key = cacheKey(text);
     const rulesKey = fingerprint(rules);
     const t = now.getTime();
     const e = this.lru.get(key);
@@ -73,7 +78,7 @@ export class VerdictCache {
     const kept: AdmissionVerdict = verdict.warnings.length
       ? Object.freeze({ ...verdict, warnings: Object.freeze([...verdict.warnings]) as string[] })
       : Object.freeze({ allowed: true, warnings: NO_WARNINGS as string[], message: "", rules: [] });
-    this.lru.set(key, { rules: rulesKey, scans, scansVersion: scans.version, validUntil: nextExpiry(rules, t), verdict: kept });
+    this.lru.set(key, { rules: rulesKey, scans, scansVersion: scans.version, validUntil: nextExpiry(rules, t), verdict: kept }, key.length);
     return kept;
   }
 
