@@ -155,13 +155,16 @@ export class Informer<T extends KubeObject> {
   }
 
   private async relist() {
-    const list = await this.kube.list(this.path, { labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector });
+    // Page by page: each page is reduced by the transform and dropped before the next arrives,
+    // so a relist of 10,000 pods never holds all of them raw (memory at scale, issue 15).
     const seen = new Set<string>();
-    for (const raw of list.items) seen.add(this.upsert(raw));
+    const list = await this.kube.listPages(this.path, { labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector }, (items) => {
+      for (const raw of items) seen.add(this.upsert(raw));
+    });
     for (const [key, old] of [...this.cache]) {
       if (!seen.has(key)) this.remove(key, old);
     }
-    this.resourceVersion = list.metadata.resourceVersion ?? "";
+    this.resourceVersion = list.resourceVersion ?? "";
     if (!this.hasSynced) {
       this.hasSynced = true;
       this.log.debug({ informer: this.name, objects: this.cache.size }, "cache synced");
