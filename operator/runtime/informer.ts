@@ -43,7 +43,7 @@ export function splitKey(key: string): { namespace?: string; name: string } {
 
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
-  private readonly byNamespace = new Map<string, Set<string>>();
+  private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly handlers: ChangeHandler<T>[] = [];
   private resourceVersion = "";
   private abort?: AbortController;
@@ -78,8 +78,8 @@ export class Informer<T extends KubeObject> {
   }
 
   listNamespace(namespace: string): T[] {
-    const keys = this.byNamespace.get(namespace);
-    return keys ? [...keys].map((k) => this.cache.get(k)!) : [];
+    const objs = this.byNamespace.get(namespace);
+    return objs ? [...objs.values()] : [];
   }
 
   get size() {
@@ -229,9 +229,9 @@ export class Informer<T extends KubeObject> {
     if (old && old.metadata.resourceVersion === obj.metadata.resourceVersion) return key;
     this.cache.set(key, obj);
     const ns = obj.metadata.namespace ?? "";
-    let set = this.byNamespace.get(ns);
-    if (!set) this.byNamespace.set(ns, (set = new Set()));
-    set.add(key);
+    let objs = this.byNamespace.get(ns);
+    if (!objs) this.byNamespace.set(ns, (objs = new Map()));
+    objs.set(key, obj);
     this.emit(old ? "update" : "add", obj, old);
     return key;
   }
