@@ -28,6 +28,8 @@ export interface InformerOptions<T extends KubeObject> {
   onRestart?: (reason: string) => void;
   /** The resource may not be installed (another project's CRD): treat 404 as empty, re-check slowly. */
   optional?: boolean;
+  /** Objects per page when relisting (default 500); large kinds use fewer, so a page's raw JSON stays small. */
+  pageSize?: number;
 }
 
 const INITIAL_BACKOFF_MS = 250;
@@ -160,7 +162,7 @@ export class Informer<T extends KubeObject> {
     const seen = new Set<string>();
     const list = await this.kube.listPages(this.path, { labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector }, (items) => {
       for (const raw of items) seen.add(this.upsert(raw));
-    });
+    }, this.opts.pageSize);
     for (const [key, old] of [...this.cache]) {
       if (!seen.has(key)) this.remove(key, old);
     }
