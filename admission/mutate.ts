@@ -4,10 +4,13 @@ import type { AdmissionRequest, AdmissionResult } from "./review.ts";
 import { InjectionError, injectPod, shouldInject, type InjectionConfig } from "./inject.ts";
 import { jsonPatch } from "./patch.ts";
 import { ENFORCER_CONTAINER } from "../common/names.ts";
+import type { PatchCache } from "./patch-cache.ts";
 
 export interface MutateDeps {
   namespaceLabels: (namespace: string) => Record<string, string> | undefined;
   config: InjectionConfig;
+  /** Patches by pod (patch-cache.ts); without it every request computes its patch. */
+  patches?: PatchCache;
 }
 
 export function mutate(req: AdmissionRequest, deps: MutateDeps): AdmissionResult {
@@ -28,7 +31,10 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): AdmissionResult
   }
   if (!decision.inject) return { allowed: true, reason: decision.reason };
   try {
-    return { allowed: true, reason: sidecar ? "Reinjected" : "Injected", patch: jsonPatch(pod, injectPod(pod, deps.config)) };
+    const reason = sidecar ? "Reinjected" : "Injected";
+    if (!deps.patches) return { allowed: true, reason, patch: jsonPatch(pod, injectPod(pod, deps.config)) };
+    const { ops, encoded } = deps.patches.patchFor(pod, deps.config);
+    return { allowed: true, reason, patch: ops as unknown[], encodedPatch: encoded };
   } catch (err) {
     if (err instanceof InjectionError) {
       return { allowed: false, reason: "InjectionConflict", message: `Tenet cannot inject its enforcer into this pod: ${err.message}. Rename the conflicting item, or opt out with the annotation tenet.dev/inject: "false".` };

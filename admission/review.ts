@@ -23,6 +23,8 @@ export interface AdmissionResult {
   /** Machine-readable reason, for metrics and logs. */
   reason: string;
   patch?: unknown[];
+  /** `patch` already encoded (base64 of its JSON), when a cache holds it. */
+  encodedPatch?: string;
   warnings?: string[];
 }
 

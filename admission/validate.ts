@@ -7,6 +7,7 @@ import { evaluatePod, podSpecOf, type AdmissionVerdict } from "../policy/admissi
 import type { ScanIndex } from "../scans/scan-index.ts";
 import type { RuleRef } from "../policy/vulnerabilities.ts";
 import { withoutEnforcer, type InjectionConfig } from "./inject.ts";
+import type { VerdictCache } from "./verdict-cache.ts";
 
 export interface ValidateDeps {
   rules: (namespace: string) => RuleRef[];
@@ -16,6 +17,8 @@ export interface ValidateDeps {
   injection: InjectionConfig;
   /** Told about every decision that had warnings or a denial (Events, not on the request path). */
   report?: (req: AdmissionRequest, owner: string, verdict: AdmissionVerdict) => void;
+  /** Admissions by pod template (verdict-cache.ts); without it every request is evaluated. */
+  verdicts?: VerdictCache;
 }
 
 export function validate(req: AdmissionRequest, deps: ValidateDeps): AdmissionResult {
@@ -35,7 +38,10 @@ export function validate(req: AdmissionRequest, deps: ValidateDeps): AdmissionRe
   if (rules.length === 0) return { allowed: true, reason: "NoRuntimeRules" };
   const name = obj.metadata?.name ?? (obj.metadata?.generateName ? `${obj.metadata.generateName}*` : "(unnamed)");
   const owner = `${kind} ${namespace}/${name}`;
-  const verdict = evaluatePod({ namespace, labels: current.labels ?? {}, podSpec: withoutEnforcer(current.podSpec, deps.injection, templateAnnotations(kind, obj)), owner }, rules, deps.scans, deps.now());
+  const annotations = templateAnnotations(kind, obj);
+  const now = deps.now();
+  const evaluate = () => evaluatePod({ namespace, labels: current.labels ?? {}, podSpec: withoutEnforcer(current.podSpec, deps.injection, annotations), owner }, rules, deps.scans, now);
+  const verdict = deps.verdicts ? deps.verdicts.verdict({ kind, namespace, labels: current.labels, annotations, podSpec: current.podSpec }, rules, deps.scans, deps.injection, now, evaluate) : evaluate();
   if (!req.dryRun && (verdict.warnings.length || !verdict.allowed)) deps.report?.(req, owner, verdict);
   if (!verdict.allowed) return { allowed: false, reason: "RuntimeRuleViolation", message: verdict.message, warnings: verdict.warnings };
   return { allowed: true, reason: verdict.warnings.length ? "AdmittedWithWarnings" : "Compliant", warnings: verdict.warnings };

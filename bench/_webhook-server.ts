@@ -17,6 +17,8 @@ import type { RuleRef } from "../policy/vulnerabilities.ts";
 import { AdmissionMetrics, admissionRoute } from "../operator/admission/transport.ts";
 import { mutate } from "../admission/mutate.ts";
 import { validate } from "../admission/validate.ts";
+import { PatchCache } from "../admission/patch-cache.ts";
+import { VerdictCache } from "../admission/verdict-cache.ts";
 import { BENCH_NAMESPACE, REPORTS, RULES, vulnerabilityReport } from "./_webhook-data.ts";
 import crypto from "node:crypto";
 
@@ -51,8 +53,10 @@ const rules: RuleRef[] = Array.from({ length: RULES }, (_, i) => ({
 const tenet = buildSecureServer(log, tls);
 const metrics = new AdmissionMetrics(new Registry());
 const injection = configFromEnv({ TENET_NAMESPACE: "tenet-system" }).injection;
-admissionRoute(tenet, { path: "/validate", webhook: "validate", log, metrics, handler: (req) => validate(req, { rules: (ns) => (ns === BENCH_NAMESPACE ? rules : []), scans, now: () => new Date(), injection }) });
-admissionRoute(tenet, { path: "/mutate", webhook: "mutate", log, metrics, handler: (req) => mutate(req, { namespaceLabels: () => ({ "tenet.dev/inject": "enabled" }), config: injection }) });
+// As the operator wires them (operator/admission/index.ts); BENCH_NO_CACHE=1 measures without.
+const caches = process.env.BENCH_NO_CACHE === "1" ? {} : { verdicts: new VerdictCache(), patches: new PatchCache() };
+admissionRoute(tenet, { path: "/validate", webhook: "validate", log, metrics, handler: (req) => validate(req, { rules: (ns) => (ns === BENCH_NAMESPACE ? rules : []), scans, now: () => new Date(), injection, verdicts: caches.verdicts }) });
+admissionRoute(tenet, { path: "/mutate", webhook: "mutate", log, metrics, handler: (req) => mutate(req, { namespaceLabels: () => ({ "tenet.dev/inject": "enabled" }), config: injection, patches: caches.patches }) });
 
 // The baseline: the same TLS and the same HTTP stack, no decision at all.
 const bare = Fastify({ https: { key: tls.key, cert: tls.cert, minVersion: "TLSv1.2" }, logger: false, bodyLimit: 3 * 1024 * 1024 });

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import https from "node:https";
 import os from "node:os";
 import path from "node:path";
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { podReview } from "./_webhook-data.ts";
 
@@ -54,9 +55,19 @@ type Target = keyof typeof targets;
   console.log(`validate: allowed, ${v.json.response.warnings?.length ?? 0} warnings; mutate: ${patch.length} patch operations`);
 }
 
-/** Closed loop: CONCURRENCY workers send back to back for `ms`; returns requests/s and latencies. */
+/** The server process's CPU time so far, in µs (utime + stime from /proc; clock ticks of 10 ms). */
+const serverCpuUs = () => {
+  const stat = readFileSync(`/proc/${server.pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
+};
+
+/** Closed loop: CONCURRENCY workers send back to back for `ms`; returns requests/s, latencies and the
+ * server's CPU per request (steadier than requests/s on a loaded machine: other processes take
+ * wall time, not the server's CPU time). */
 async function load(target: Target, ms: number) {
   const { port, route } = targets[target];
+  const cpu0 = serverCpuUs();
   const latencies: number[] = [];
   const end = performance.now() + ms;
   let n = 0;
@@ -71,19 +82,20 @@ async function load(target: Target, ms: number) {
   const start = performance.now();
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   const secs = (performance.now() - start) / 1000;
+  const cpuUs = (serverCpuUs() - cpu0) / latencies.length;
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
-  return { rps: latencies.length / secs, p50: pct(0.5), p99: pct(0.99) };
+  return { rps: latencies.length / secs, p50: pct(0.5), p99: pct(0.99), cpuUs };
 }
 
 for (const t of Object.keys(targets) as Target[]) await load(t, 700); // warm-up: JIT, TLS sessions
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const rounds: Record<Target, { rps: number; p50: number; p99: number }[]> = { bare: [], validate: [], mutate: [] };
+const rounds: Record<Target, { rps: number; p50: number; p99: number; cpuUs: number }[]> = { bare: [], validate: [], mutate: [] };
 const order: Target[] = ["bare", "validate", "mutate"];
 for (let r = 1; r <= ROUNDS; r++) {
   for (const t of r % 2 ? order : [...order].reverse()) rounds[t].push(await load(t, ROUND_MS));
   const last = (t: Target) => rounds[t][r - 1];
-  console.log(`round ${r}/${ROUNDS}: ` + order.map((t) => `${t} ${Math.round(last(t).rps)}/s p99 ${last(t).p99.toFixed(2)} ms`).join(", "));
+  console.log(`round ${r}/${ROUNDS}: ` + order.map((t) => `${t} ${Math.round(last(t).rps)}/s p99 ${last(t).p99.toFixed(2)} ms ${Math.round(last(t).cpuUs)} µs CPU`).join(", "));
 }
 agent.destroy();
 await new Promise((r) => {
@@ -91,15 +103,17 @@ await new Promise((r) => {
   server.kill("SIGTERM");
 });
 
-const summary = (t: Target) => ({ rps: Math.round(median(rounds[t].map((x) => x.rps))), p50Ms: +median(rounds[t].map((x) => x.p50)).toFixed(3), p99Ms: +median(rounds[t].map((x) => x.p99)).toFixed(3) });
+const summary = (t: Target) => ({ rps: Math.round(median(rounds[t].map((x) => x.rps))), p50Ms: +median(rounds[t].map((x) => x.p50)).toFixed(3), p99Ms: +median(rounds[t].map((x) => x.p99)).toFixed(3), serverCpuUsPerRequest: +median(rounds[t].map((x) => x.cpuUs)).toFixed(1) });
+// The same comparison in server CPU per request (bare / route): what throughput would be on an idle core.
+const cpuRatioOf = (t: Target) => +median(rounds[t].map((x, i) => rounds.bare[i].cpuUs / x.cpuUs)).toFixed(3);
 const ratioOf = (t: Target) => +median(rounds[t].map((x, i) => x.rps / rounds.bare[i].rps)).toFixed(3);
 const bare = summary("bare");
-const validate = { ...summary("validate"), ratio: ratioOf("validate") };
-const mutate = { ...summary("mutate"), ratio: ratioOf("mutate") };
+const validate = { ...summary("validate"), ratio: ratioOf("validate"), cpuRatio: cpuRatioOf("validate") };
+const mutate = { ...summary("mutate"), ratio: ratioOf("mutate"), cpuRatio: cpuRatioOf("mutate") };
 const added = (s: typeof bare) => ({ addedP50Ms: +(s.p50Ms - bare.p50Ms).toFixed(3), addedP99Ms: +(s.p99Ms - bare.p99Ms).toFixed(3) });
 console.log(`bare fastify HTTPS: ${bare.rps}/s, p50 ${bare.p50Ms} ms, p99 ${bare.p99Ms} ms`);
 for (const [name, s] of [["validate", validate], ["mutate", mutate]] as const) {
-  console.log(`${name}: ${s.rps}/s (ratio ${s.ratio}), p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms (added p99 ${added(s).addedP99Ms} ms)`);
+  console.log(`${name}: ${s.rps}/s (ratio ${s.ratio}; server CPU ${s.serverCpuUsPerRequest} µs/request, ratio ${s.cpuRatio}), p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms (added p99 ${added(s).addedP99Ms} ms)`);
 }
 console.log(
   JSON.stringify({

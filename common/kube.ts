@@ -162,15 +162,22 @@ export class Kube {
   /** Lists every page of a collection. */
   async list<T = any>(path: string, query: RequestOptions["query"] = {}, pageSize = 500): Promise<ObjectList<T>> {
     const items: T[] = [];
+    const { resourceVersion } = await this.listPages<T>(path, query, (page) => void items.push(...page), pageSize);
+    return { metadata: { resourceVersion }, items };
+  }
+
+  /** Lists a collection a page at a time: `onPage` gets each page's items, which the caller can
+   * reduce and drop, so a large collection is never held raw all at once (informer relists). */
+  async listPages<T = any>(path: string, query: RequestOptions["query"], onPage: (items: T[]) => void, pageSize = 500): Promise<{ resourceVersion?: string }> {
     let cont: string | undefined;
     let resourceVersion: string | undefined;
     do {
-      const page = await this.get<ObjectList<T>>(path, { ...query, limit: pageSize, continue: cont });
-      items.push(...(page.items ?? []));
+      const page = await this.get<ObjectList<T>>(path, { ...(query ?? {}), limit: pageSize, continue: cont });
+      onPage(page.items ?? []);
       cont = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion;
     } while (cont);
-    return { metadata: { resourceVersion }, items };
+    return { resourceVersion };
   }
 
   /**

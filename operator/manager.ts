@@ -31,6 +31,9 @@ import { RuntimeMetrics } from "./runtime/metrics.ts";
 import { SecureServer, servingIdentity } from "./server/index.ts";
 import { createSignals } from "./signals/index.ts";
 
+/** How long pod changes wait before the status controllers recount (they coalesce meanwhile). */
+const POD_TRIGGER_DELAY_MS = 500;
+
 export interface RunningOperator {
   /** Graceful: in-flight reconciles finish, the Lease is released, servers close. */
   stop(): Promise<void>;
@@ -61,9 +64,11 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
       reconcile: statusReconciler({ kube, events, informer: inf, resource, kind, plan }),
     });
     inf.onChange((_type, obj) => c.enqueue(objectKey(obj)));
-    // Pods change what these objects select: re-evaluate every object in the pod's namespace.
+    // Pods change what these objects select: re-evaluate every object in the pod's namespace,
+    // after a short delay that folds a burst (a rescan writing 500 pods) into one reconcile each:
+    // every reconcile counts all pods of the namespace.
     pods.onChange((_type, pod) => {
-      for (const o of inf.listNamespace(pod.metadata.namespace)) c.enqueue(objectKey(o));
+      for (const o of inf.listNamespace(pod.metadata.namespace)) c.queue.addAfter(objectKey(o), POD_TRIGGER_DELAY_MS);
     });
     return c;
   };

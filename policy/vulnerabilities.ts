@@ -57,7 +57,8 @@ const THRESHOLD_FIELDS: [Severity, "critical" | "high" | "medium" | "low" | "unk
   ["UNKNOWN", "unknown"],
 ];
 
-// ---- Per-scan tallies, computed once per record (records are immutable once indexed) ----
+// ---- Per-scan tallies, computed once per list of findings (records are immutable once indexed;
+// the scan index shares one list among the records with the same findings, scans/intern.ts) ----
 
 interface Tally {
   /** every finding */
@@ -71,12 +72,12 @@ interface ScanStats {
   byId: Map<string, Tally>;
 }
 
-const statsCache = new WeakMap<ScanRecord, ScanStats>();
+const statsCache = new WeakMap<readonly Vulnerability[], ScanStats>();
 
 const countsUnderIgnoreUnfixed = (v: Vulnerability) => !!v.fixedVersion || v.id === SUMMARY_ONLY_ID;
 
 function statsOf(scan: ScanRecord): ScanStats {
-  let s = statsCache.get(scan);
+  let s = statsCache.get(scan.vulnerabilities);
   if (s) return s;
   s = { total: { all: zero(), fixable: zero() }, byId: new Map() };
   for (const v of scan.vulnerabilities) {
@@ -90,7 +91,7 @@ function statsOf(scan: ScanRecord): ScanStats {
       t.fixable[v.severity]++;
     }
   }
-  statsCache.set(scan, s);
+  statsCache.set(scan.vulnerabilities, s);
   return s;
 }
 

@@ -60,6 +60,8 @@ export function createScanFeed(ctx: { kube: Kube; log: Logger; namespace: string
     name: "vulnerabilityreports",
     resource: VulnerabilityReports,
     optional: true,
+    // Reports run to hundreds of findings each: 100 a page keeps a relist's raw JSON to a few MB.
+    pageSize: 100,
     transform: scanSource("VulnerabilityReport", (raw) => [{ key: `vr/${raw.metadata.namespace}/${raw.metadata.name}`, record: fromVulnerabilityReport(raw) }]),
   });
   const trivyConfigMaps = new Informer<ScanSource>(kube, log, {

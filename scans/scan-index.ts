@@ -1,5 +1,6 @@
 // The in-memory index of scan records that admission and rescans look images up in.
 import { repositoryOf, type ImageRef } from "../common/images.ts";
+import { ScanInterner } from "./intern.ts";
 import type { ScanRecord } from "./records.ts";
 
 interface Entry {
@@ -33,6 +34,8 @@ export class ScanIndex {
   private byDigest = new Map<string, Entry[]>();
   private seq = 0;
   private _version = 0;
+  /** Identical findings and lists, held once (intern.ts). */
+  readonly interner = new ScanInterner();
 
   get size(): number {
     return this.byKey.size;
@@ -46,6 +49,7 @@ export class ScanIndex {
   /** key = the source object (a report can be replaced or deleted). */
   upsert(key: string, rec: ScanRecord, namespace?: string): void {
     this.detach(key);
+    rec = this.interner.intern(rec);
     const parsed = rec.scannedAt ? Date.parse(rec.scannedAt) : NaN;
     const e: Entry = { key, rec, namespace, at: isNaN(parsed) ? -Infinity : parsed, seq: this.seq++ };
     this.byKey.set(key, e);
@@ -107,6 +111,7 @@ export class ScanIndex {
     const old = this.byKey.get(key);
     if (!old) return false;
     this.byKey.delete(key);
+    this.interner.release(old.rec);
     const repo = repositoryOf(old.rec.image);
     const list = this.byRepo.get(repo);
     if (list) {

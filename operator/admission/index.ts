@@ -20,6 +20,8 @@ import { mutate } from "../../admission/mutate.ts";
 import { validate } from "../../admission/validate.ts";
 import { protectTenetMetadata, releaseReview } from "../../admission/protect.ts";
 import { AdmissionMetrics, admissionRoute, type AdmissionRequest } from "./transport.ts";
+import { PatchCache } from "../../admission/patch-cache.ts";
+import { VerdictCache } from "../../admission/verdict-cache.ts";
 import { webhookConfigController, type TrustBundle } from "./webhook-config.ts";
 import type { SignalSink } from "../signals/index.ts";
 import { recordDenial } from "../reports/admission.ts";
@@ -72,6 +74,9 @@ export function createAdmission(ctx: {
     },
   };
 
+  // The pods of one template share their patch and their verdict: computed once (admission/*-cache.ts).
+  const patches = new PatchCache();
+  const verdicts = new VerdictCache();
   const rulesIn = (namespace: string): RuleRef[] =>
     ctx.rules.listNamespace(namespace).map((r) => ({ namespace, name: r.metadata.name, spec: r.spec }));
 
@@ -83,7 +88,7 @@ export function createAdmission(ctx: {
         webhook: "mutate",
         log,
         metrics,
-        handler: (req) => mutate(req, { namespaceLabels: (ns) => ctx.namespaces.get(ns)?.metadata.labels, config: injection }),
+        handler: (req) => mutate(req, { namespaceLabels: (ns) => ctx.namespaces.get(ns)?.metadata.labels, config: injection, patches }),
       });
       admissionRoute(app, {
         path: "/validate",
@@ -97,6 +102,7 @@ export function createAdmission(ctx: {
             scans: ctx.scans,
             now: () => new Date(),
             injection,
+            verdicts,
             // Events go out after the answer: never a remote call on the request path.
             report: (req, owner, verdict) =>
               setImmediate(() => {

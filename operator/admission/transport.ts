@@ -21,6 +21,8 @@ export class AdmissionMetrics {
   readonly duration: Histogram;
   /** Reasons are code constants; bounded anyway, so no future handler can grow the label set. */
   private readonly reasons = new BoundedLabel(64);
+  private readonly counters = new Map<string, { inc(): void }>();
+  private readonly timers = new Map<string, { startTimer(): () => void }>();
   constructor(registry: Registry) {
     this.requests = new Counter({
       name: "tenet_admission_requests_total",
@@ -39,7 +41,20 @@ export class AdmissionMetrics {
 
   /** Counts one request with every label bounded: kind to ADMISSION_KINDS, reason to at most 64 values. */
   count(webhook: string, kind: unknown, decision: "allowed" | "denied" | "rejected", reason: unknown) {
-    this.requests.inc({ webhook, kind: kind === "unknown" ? "unknown" : oneOf(kind, ADMISSION_KINDS), decision, reason: this.reasons.value(reason) });
+    const labels = { webhook, kind: kind === "unknown" ? "unknown" : oneOf(kind, ADMISSION_KINDS), decision, reason: this.reasons.value(reason) };
+    // The label children, kept: resolving a label set costs more than the increment. The set is
+    // finite (every label is bounded), so the map is too.
+    const id = `${labels.webhook}|${labels.kind}|${labels.decision}|${labels.reason}`;
+    let child = this.counters.get(id);
+    if (!child) this.counters.set(id, (child = this.requests.labels(labels)));
+    child.inc();
+  }
+
+  /** Starts the duration timer of a webhook (its child histogram, kept). */
+  timer(webhook: string): () => void {
+    let h = this.timers.get(webhook);
+    if (!h) this.timers.set(webhook, (h = this.duration.labels({ webhook })));
+    return h.startTimer();
   }
 }
 
@@ -60,7 +75,7 @@ function envelopeProblem(body: any): string | undefined {
 
 export function admissionRoute(app: FastifyInstance, opts: { path: string; webhook: string; handler: AdmissionHandler; log: Logger; metrics: AdmissionMetrics }) {
   app.post(opts.path, { bodyLimit: ADMISSION_BODY_LIMIT }, async (req, reply) => {
-    const end = opts.metrics.duration.startTimer({ webhook: opts.webhook });
+    const end = opts.metrics.timer(opts.webhook);
     const body = req.body as any;
     const problem = envelopeProblem(body);
     if (problem) {
@@ -96,7 +111,7 @@ export function admissionRoute(app: FastifyInstance, opts: { path: string; webho
     if (!result.allowed) response.status = { code: 403, reason: "Forbidden", message: result.message ?? "denied by Tenet" };
     if (result.patch?.length) {
       response.patchType = "JSONPatch";
-      response.patch = Buffer.from(JSON.stringify(result.patch)).toString("base64");
+      response.patch = result.encodedPatch ?? Buffer.from(JSON.stringify(result.patch)).toString("base64");
     }
     if (result.warnings?.length) response.warnings = result.warnings.map((w) => w.slice(0, 400));
     return { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response };

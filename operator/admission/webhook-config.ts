@@ -32,7 +32,7 @@ function clientConfig(ep: WebhookEndpoint, path: string) {
   return ep.baseURL ? { url: `${ep.baseURL}${path}`, caBundle } : { service: { ...ep.service, path }, caBundle };
 }
 
-export function desiredWebhookConfigurations(ep: WebhookEndpoint, tenetNamespace: string) {
+export function desiredWebhookConfigurations(ep: WebhookEndpoint, tenetNamespace: string, tenetUsernames: readonly string[] = []) {
   const exempt = { key: NAMESPACE_NAME_LABEL, operator: "NotIn", values: [...new Set(["kube-system", tenetNamespace])] };
   const common = { sideEffects: "None", admissionReviewVersions: ["v1"], timeoutSeconds: ep.timeoutSeconds, matchPolicy: "Equivalent" };
   const podCreate = [{ apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"], scope: "Namespaced" }];
@@ -79,7 +79,13 @@ export function desiredWebhookConfigurations(ep: WebhookEndpoint, tenetNamespace
         // Updates that leave the spec alone (labels, annotations) are not sent at all: they cannot
         // change a decision, and they keep working while Tenet is down — unless they touch the
         // labels and annotations Tenet's quarantine rests on (admission/protect.ts).
-        matchConditions: [{ name: "spec-or-tenet-metadata-changed", expression: specOrTenetMetadataChanged() }],
+        matchConditions: [
+          { name: "spec-or-tenet-metadata-changed", expression: specOrTenetMetadataChanged() },
+          // Tenet's own metadata-only writes (posture labels, certificate serials) are not sent: the
+          // webhook would admit them anyway (admission/protect.ts lets Tenet write its keys, and an
+          // unchanged spec is not re-judged), and each one cost a round trip on rescans and issuance.
+          ...(tenetUsernames.length ? [{ name: "not-tenet-metadata-write", expression: notTenetMetadataWrite(tenetUsernames) }] : []),
+        ],
         ...common,
       },
     ],
@@ -99,6 +105,11 @@ export function specOrTenetMetadataChanged(): string {
     `${list(GUARDED_LABELS)}.exists(k, ${differs("labels")})`,
     `${list(GUARDED_ANNOTATIONS)}.exists(k, ${differs("annotations")})`,
   ].join(" || ");
+}
+
+/** CEL: not an update by one of Tenet's own usernames that leaves the spec alone. */
+export function notTenetMetadataWrite(usernames: readonly string[]): string {
+  return `!(request.operation == 'UPDATE' && object.spec == oldObject.spec && request.userInfo.username in [${usernames.map((u) => JSON.stringify(u)).join(", ")}])`;
 }
 
 /** The CA's side the configurations need: the bundle (their caBundle), and when it changes. */
@@ -130,6 +141,7 @@ export function webhookConfigController(ctx: { kube: Kube; cfg: OperatorConfig; 
           timeoutSeconds: cfg.webhookTimeoutSeconds,
         },
         cfg.namespace,
+        cfg.operatorUsernames,
       );
       // Owned by Tenet's ClusterRole, so that uninstalling Tenet (kubectl delete -k manifests/)
       // garbage-collects them: left behind with failurePolicy Fail they would refuse every pod

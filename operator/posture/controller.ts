@@ -42,6 +42,12 @@ const RULE_PREFIX = "rule:";
 const POLICY_PREFIX = "netpol:";
 const PAGE = 500;
 const MAX_TIMER_MS = 6 * 3600_000;
+/** RuntimeRule status counts follow pod label changes after this delay, so a burst of writes refreshes them once. */
+const RULE_STATUS_DELAY_MS = 500;
+/** During a full rescan, per-pod Events per (rule, reason) beyond this many are folded into one Event on the rule. */
+export const RESCAN_EVENTS_PER_RULE = 20;
+/** Pods a folded Event names. */
+const FOLDED_NAMES = 20;
 
 type Rule = RuntimeRule & TenetObject;
 
@@ -70,6 +76,8 @@ interface Rescan {
   enqueuing: boolean;
   pending: Set<string>;
   counts: { evaluated: number; changed: number; quarantined: number; released: number; failed: number };
+  /** Per-pod Events of this rescan by "<rule> <type> <reason>": how many went out, and the pods folded into one Event at the end. */
+  events: Map<string, { rule: string; type: "Normal" | "Warning"; reason: string; sent: number; folded: string[]; more: number }>;
 }
 
 type Outcome = { changed: boolean; quarantined: boolean; released: boolean };
@@ -181,10 +189,14 @@ export class PostureController extends Controller {
     else this.reposByPod.delete(key);
   }
 
+  /** Status counts follow label changes, coalesced: during a full rescan they wait for its end
+   * (which refreshes every rule); otherwise a short delay folds a burst into one status write.
+   * Each refresh counts every pod of the namespace, so one per written pod was quadratic. */
   private enqueueRulesFor(pod: CachedPod, old?: CachedPod) {
+    if (this.rescan) return;
     for (const r of this.deps.rules.listNamespace(pod.metadata.namespace)) {
       const m = safeMatcher(r);
-      if (m(pod.metadata.labels) || (old && m(old.metadata.labels))) this.enqueue(`${RULE_PREFIX}${objectKey(r)}`);
+      if (m(pod.metadata.labels) || (old && m(old.metadata.labels))) this.queue.addAfter(`${RULE_PREFIX}${objectKey(r)}`, RULE_STATUS_DELAY_MS);
     }
   }
 
@@ -263,6 +275,7 @@ export class PostureController extends Controller {
       // Every key is pending from the start, so a worker that reaches one early still counts it.
       pending: new Set(keys),
       counts: { evaluated: 0, changed: 0, quarantined: 0, released: 0, failed: 0 },
+      events: new Map(),
     };
     this.rescan = rescan;
     this.plog.info({ rescan: rescan.id, trigger, pods: keys.length }, "rescan started");
@@ -305,6 +318,45 @@ export class PostureController extends Controller {
     this.lastRescan = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
     this.plog.info({ rescan: r.id, trigger: r.trigger, pods: r.total, ...r.counts, ms }, "rescan finished");
     for (const rule of this.deps.rules.list()) this.enqueue(`${RULE_PREFIX}${objectKey(rule)}`);
+    this.emitFolded(r);
+  }
+
+  /** A per-pod Event, or during a full rescan, past RESCAN_EVENTS_PER_RULE of the same rule and
+   * reason, a name in the one Event on the rule that emitFolded records at the end: 500
+   * quarantines are 20 pod Events and one summary, not 500 API writes competing with the pod
+   * writes. Every pod still carries its reason in tenet.dev/posture-detail. */
+  private podEvent(target: { apiVersion: string; kind: string; metadata: CachedPod["metadata"] }, type: "Normal" | "Warning", reason: string, message: string, rule: string | undefined) {
+    const r = this.rescan;
+    if (r && rule) {
+      const id = `${rule} ${type} ${reason}`;
+      let e = r.events.get(id);
+      if (!e) r.events.set(id, (e = { rule, type, reason, sent: 0, folded: [], more: 0 }));
+      if (e.sent >= RESCAN_EVENTS_PER_RULE) {
+        if (e.folded.length < FOLDED_NAMES) e.folded.push(target.metadata.name);
+        else e.more++;
+        return;
+      }
+      e.sent++;
+    }
+    void this.deps.events.emit(target, type, reason, message);
+  }
+
+  private emitFolded(r: Rescan) {
+    for (const e of r.events.values()) {
+      const n = e.folded.length + e.more;
+      if (n === 0) continue;
+      const rule = this.deps.rules.get(e.rule);
+      if (!rule) continue;
+      const [ns] = e.rule.split("/");
+      const names = e.folded.join(", ") + (e.more ? ` and ${e.more} more` : "");
+      const how = e.reason === "Quarantined" ? `; list them with: kubectl get pods -n ${ns} -l ${QUARANTINE_LABEL}=true` : `; list them with: kubectl get pods -n ${ns} -L ${POSTURE_LABEL}`;
+      void this.deps.events.emit(
+        { apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", metadata: rule.metadata as any },
+        e.type,
+        e.reason,
+        `rescan ${r.id} (${r.trigger}): ${e.sent + n} pods ${e.reason}, ${e.sent} with an Event of their own; also ${names}. Each pod's annotation ${DETAIL_ANNOTATION} says why${how}`,
+      );
+    }
   }
 
   // ---- reconcile ----
@@ -385,7 +437,7 @@ export class PostureController extends Controller {
     if (quarantined) {
       this.postureMetrics.quarantines.inc();
       log.warn({ pod: ref, rule: plan.detail?.rule, reason: plan.detail?.reason }, "pod quarantined");
-      void events.emit(target, "Warning", "Quarantined", `quarantined: ${describe(plan.detail)}. The pod is isolated by NetworkPolicy ${ns}/${NETWORK_POLICY_NAME}, its certificates are revoked and it gets no new ones. It is released automatically once its posture is clean, or with: kubectl annotate pod -n ${ns} ${pod.metadata.name} tenet.dev/release="<reason>"`);
+      this.podEvent(target, "Warning", "Quarantined", `quarantined: ${describe(plan.detail)}. The pod is isolated by NetworkPolicy ${ns}/${NETWORK_POLICY_NAME}, its certificates are revoked and it gets no new ones. It is released automatically once its posture is clean, or with: kubectl annotate pod -n ${ns} ${pod.metadata.name} tenet.dev/release="<reason>"`, plan.detail?.rule);
     } else if (released) {
       const how = plan.explicitRelease ? "explicit" : "automatic";
       this.postureMetrics.releases.inc({ how });
@@ -400,7 +452,7 @@ export class PostureController extends Controller {
       );
     } else if (differs && labels[POSTURE_LABEL] !== plan.posture && plan.posture) {
       const bad = plan.posture === "violating";
-      void events.emit(target, bad ? "Warning" : "Normal", bad ? "PostureViolating" : "PostureChanged", `posture ${labels[POSTURE_LABEL] ?? "none"} → ${plan.posture}: ${describe(plan.detail)}${bad && !wantQ ? (plan.released ? " (released explicitly, not quarantined)" : " (audit mode: not quarantined)") : ""}`);
+      this.podEvent(target, bad ? "Warning" : "Normal", bad ? "PostureViolating" : "PostureChanged", `posture ${labels[POSTURE_LABEL] ?? "none"} → ${plan.posture}: ${describe(plan.detail)}${bad && !wantQ ? (plan.released ? " (released explicitly, not quarantined)" : " (audit mode: not quarantined)") : ""}`, plan.detail?.rule);
     }
     return { changed: differs, quarantined, released };
   }

@@ -28,6 +28,8 @@ export interface InformerOptions<T extends KubeObject> {
   onRestart?: (reason: string) => void;
   /** The resource may not be installed (another project's CRD): treat 404 as empty, re-check slowly. */
   optional?: boolean;
+  /** Objects per page when relisting (default 500); large kinds use fewer, so a page's raw JSON stays small. */
+  pageSize?: number;
 }
 
 const INITIAL_BACKOFF_MS = 250;
@@ -43,7 +45,7 @@ export function splitKey(key: string): { namespace?: string; name: string } {
 
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
-  private readonly byNamespace = new Map<string, Set<string>>();
+  private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly handlers: ChangeHandler<T>[] = [];
   private resourceVersion = "";
   private abort?: AbortController;
@@ -78,8 +80,8 @@ export class Informer<T extends KubeObject> {
   }
 
   listNamespace(namespace: string): T[] {
-    const keys = this.byNamespace.get(namespace);
-    return keys ? [...keys].map((k) => this.cache.get(k)!) : [];
+    const objs = this.byNamespace.get(namespace);
+    return objs ? [...objs.values()] : [];
   }
 
   get size() {
@@ -155,13 +157,16 @@ export class Informer<T extends KubeObject> {
   }
 
   private async relist() {
-    const list = await this.kube.list(this.path, { labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector });
+    // Page by page: each page is reduced by the transform and dropped before the next arrives,
+    // so a relist of 10,000 pods never holds all of them raw (memory at scale, issue 15).
     const seen = new Set<string>();
-    for (const raw of list.items) seen.add(this.upsert(raw));
+    const list = await this.kube.listPages(this.path, { labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector }, (items) => {
+      for (const raw of items) seen.add(this.upsert(raw));
+    }, this.opts.pageSize);
     for (const [key, old] of [...this.cache]) {
       if (!seen.has(key)) this.remove(key, old);
     }
-    this.resourceVersion = list.metadata.resourceVersion ?? "";
+    this.resourceVersion = list.resourceVersion ?? "";
     if (!this.hasSynced) {
       this.hasSynced = true;
       this.log.debug({ informer: this.name, objects: this.cache.size }, "cache synced");
@@ -226,9 +231,9 @@ export class Informer<T extends KubeObject> {
     if (old && old.metadata.resourceVersion === obj.metadata.resourceVersion) return key;
     this.cache.set(key, obj);
     const ns = obj.metadata.namespace ?? "";
-    let set = this.byNamespace.get(ns);
-    if (!set) this.byNamespace.set(ns, (set = new Set()));
-    set.add(key);
+    let objs = this.byNamespace.get(ns);
+    if (!objs) this.byNamespace.set(ns, (objs = new Map()));
+    objs.set(key, obj);
     this.emit(old ? "update" : "add", obj, old);
     return key;
   }

@@ -256,6 +256,15 @@ describe("posture: rescans, labels, quarantine, revocation and release (real API
 
     // While no operator runs, half of the bad pods' image is fixed (a new report for tag 1.0 of acme/bad).
     const before = new Map(after.map((p) => [p.metadata.name, p.metadata.resourceVersion]));
+    // Every write the third leader makes to these pods, counted from a watch: each changed pod at most once.
+    const listed = await kube.list(resourcePath(Resources.pods, ns));
+    const modified = new Map<string, number>();
+    const stopWatch = new AbortController();
+    const watching = kube
+      .watch(resourcePath(Resources.pods, ns), { resourceVersion: listed.metadata.resourceVersion, timeoutSeconds: 600 }, (e) => {
+        if (e.type === "MODIFIED") modified.set(e.object.metadata.name, (modified.get(e.object.metadata.name) ?? 0) + 1);
+      }, stopWatch.signal)
+      .catch((err) => (stopWatch.signal.aborted ? undefined : Promise.reject(err)));
     await putReport("bad", "acme/bad", "1.0", []);
     const third = await startOperator("count");
     const done = await third.waitForLog("rescan finished", (l) => l.msg === "rescan finished", 180_000);
@@ -269,6 +278,12 @@ describe("posture: rescans, labels, quarantine, revocation and release (real API
     const written = final.filter((p) => before.get(p.metadata.name) !== p.metadata.resourceVersion).map((p) => p.metadata.name);
     assert.equal(written.length, BAD, "exactly the pods whose posture changed were written");
     assert.ok(written.every((n) => Number(n.slice(2)) < BAD));
+    // The watch saw the same pods, each modified exactly once (one apply per changed pod).
+    await waitFor("the watch to see every write", () => modified.size >= BAD, 10_000);
+    stopWatch.abort();
+    await watching;
+    assert.deepEqual([...modified.keys()].sort(), [...written].sort());
+    assert.deepEqual([...new Set(modified.values())], [1], `writes per pod: ${JSON.stringify([...modified].filter(([, n]) => n !== 1).slice(0, 5))}`);
     assert.ok((await third.metricSum("tenet_posture_pod_writes_total", 'operation="apply"')) >= BAD);
     assert.ok(final.every((p) => p.metadata.labels["tenet.dev/posture"] === "clean" && !p.metadata.labels["tenet.dev/quarantined"]));
   });

@@ -105,6 +105,19 @@ describe("admission transport: refusals the caller can read", () => {
     assert.equal(ok.json().response.allowed, true);
   });
 
+  it("counts nesting outside strings only: brackets and escaped quotes inside strings do not count, or hide nesting", async () => {
+    const { app } = server({ handler: () => ({ allowed: true, reason: "Compliant" }) });
+    const send = (payload: string | object) => app.inject({ method: "POST", url: "/validate", headers: { "content-type": "application/json" }, payload });
+    // 200 brackets inside a value with escaped quotes and backslashes around them: not nesting.
+    const inString = review("Pod", { object: { metadata: { name: "p", annotations: { a: `\\"${"[{".repeat(100)}\\\\"`, b: "\\" } } } });
+    assert.equal((await send(inString)).statusCode, 200);
+    // A value ending in an escaped backslash closes the string; the deep nesting after it counts.
+    const hidden = `{"a":"x\\\\","c":${"[".repeat(100)}${"]".repeat(100)}}`;
+    const res = await send(hidden);
+    assert.equal(res.statusCode, 400);
+    assert.match(res.json().error.message, /nested 65 levels/);
+  });
+
   for (const framing of ["content-length", "chunked"] as const) {
     it(`answers an 8 MiB body (${framing}) with 413 that the caller reads, not a reset`, async function () {
       this.timeout(30_000);

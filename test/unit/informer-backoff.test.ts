@@ -25,9 +25,11 @@ function fakeKube(clock: FakeClock) {
     },
   };
   const kube = {
-    async list() {
+    async listPages(_path: string, _q: unknown, onPage: (items: unknown[]) => void) {
       if (state.down) throw new KubeError(0, "TransportError", "connect ECONNREFUSED");
-      return { metadata: { resourceVersion: "10" }, items: [{ metadata: { name: "a", namespace: "n", resourceVersion: "1" } }, { metadata: { name: "b", namespace: "n", resourceVersion: "2" } }] };
+      onPage([{ metadata: { name: "a", namespace: "n", resourceVersion: "1" } }]);
+      onPage([{ metadata: { name: "b", namespace: "n", resourceVersion: "2" } }]);
+      return { resourceVersion: "10" };
     },
     async watch(_path: string, _q: unknown, _onEvent: unknown, signal: AbortSignal, onOpen?: () => void) {
       state.watchCalls.push(clock.now());

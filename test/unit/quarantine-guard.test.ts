@@ -65,6 +65,15 @@ describe("quarantine guard: Tenet's pod metadata (issue 11 item 4)", () => {
     for (const k of ["tenet.dev/release", "tenet.dev/certificates", "tenet.dev/quarantined", "tenet.dev/posture", "tenet.dev/released"]) assert.ok(expr.includes(`'${k}'`), k);
     assert.match(expr, /object\.spec != oldObject\.spec/);
   });
+
+  it("skips only Tenet's own metadata-only updates, and only for the configured usernames", () => {
+    const ep = { service: { namespace: "tenet-system", name: "tenet-operator", port: 443 }, caBundlePEM: "x", timeoutSeconds: 5 };
+    const none = desiredWebhookConfigurations(ep, "tenet-system").validating.webhooks[0].matchConditions;
+    assert.deepEqual(none.map((c) => c.name), ["spec-or-tenet-metadata-changed"]);
+    const conds = desiredWebhookConfigurations(ep, "tenet-system", ["system:serviceaccount:tenet-system:tenet-operator", 'odd"name']).validating.webhooks[0].matchConditions;
+    assert.deepEqual(conds.map((c) => c.name), ["spec-or-tenet-metadata-changed", "not-tenet-metadata-write"]);
+    assert.equal(conds[1].expression, `!(request.operation == 'UPDATE' && object.spec == oldObject.spec && request.userInfo.username in ["system:serviceaccount:tenet-system:tenet-operator", "odd\\"name"])`);
+  });
 });
 
 describe("quarantine guard: relabelling does not release (issue 11 item 4c)", () => {

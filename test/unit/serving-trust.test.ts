@@ -105,6 +105,11 @@ function fakeKube() {
       objects.set(p, obj);
       return structuredClone(obj);
     },
+    async listPages(p: string, q: { fieldSelector?: string } | undefined, onPage: (items: any[]) => void) {
+      const l = await kube.list(p, q ?? {});
+      onPage(l.items);
+      return { resourceVersion: l.metadata.resourceVersion };
+    },
     async list(p: string, q: { fieldSelector?: string } = {}) {
       const name = /metadata\.name=(.+)/.exec(q.fieldSelector ?? "")?.[1];
       return { items: [...objects].filter(([k]) => k.startsWith(`${p}/`) && (!name || k.endsWith(`/${name}`))).map(([, v]) => structuredClone(v)), metadata: { resourceVersion: "1" } };

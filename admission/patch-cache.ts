@@ -1,0 +1,70 @@
+// The injection patch, cached: the pods of one template (every replica a ReplicaSet creates) arrive
+// at /mutate as the same JSON — no name, no uid yet — so they get the same patch, computed once.
+// The key is everything the patch is computed from: the whole pod as sent (its JSON, cache-key.ts),
+// and the cache starts over when the injection configuration changes. Nothing a pod creator sets
+// can make two different inputs share an entry (a forged pod-template-hash label changes the key
+// like any other byte), so a hit is byte for byte what a fresh computation gives
+// (test/unit/admission-caches.test.ts).
+// Bounded: at most PATCH_CACHE_SIZE entries and PATCH_CACHE_CHARS characters of keys and patches
+// (~6 KB per typical entry); pods over MAX_CACHED_POD are computed every time.
+import { injectPod, type InjectionConfig } from "./inject.ts";
+import { jsonPatch, type Operation } from "./patch.ts";
+import { cacheKey, ConfigStamp } from "./cache-key.ts";
+import { Lru } from "./lru.ts";
+
+export const PATCH_CACHE_SIZE = 1000;
+export const PATCH_CACHE_CHARS = 8 * 1024 * 1024;
+/** Pods whose JSON is bigger than this are not cached (hashing them is most of the work anyway). */
+export const MAX_CACHED_POD = 256 * 1024;
+
+export interface InjectionPatch {
+  /** Frozen: shared by every request that hits the entry. */
+  ops: readonly Operation[];
+  /** The ops as an AdmissionReview carries them: base64 of their JSON. */
+  encoded: string;
+}
+
+export class PatchCache {
+  private readonly lru: Lru<string, InjectionPatch>;
+  private readonly config = new ConfigStamp();
+  hits = 0;
+  misses = 0;
+
+  constructor(max = PATCH_CACHE_SIZE, maxChars = PATCH_CACHE_CHARS) {
+    this.lru = new Lru(max, maxChars);
+  }
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  /** Characters held (keys and encoded patches). */
+  get weight(): number {
+    return this.lru.weight;
+  }
+
+  /** The patch that injects the enforcer into `pod` under `cfg`; throws InjectionError as injectPod does. */
+  patchFor(pod: unknown, cfg: InjectionConfig): InjectionPatch {
+    if (this.config.changed(cfg)) this.lru.clear();
+    const podJSON = JSON.stringify(pod);
+    const key = podJSON.length <= MAX_CACHED_POD ? cacheKey(podJSON) : undefined;
+    const hit = key !== undefined ? this.lru.get(key) : undefined;
+    if (hit) {
+      this.hits++;
+      return hit;
+    }
+    this.misses++;
+    const ops = jsonPatch(pod, injectPod(pod, cfg));
+    const patch: InjectionPatch = { ops: deepFreeze(ops), encoded: Buffer.from(JSON.stringify(ops)).toString("base64") };
+    if (key !== undefined) this.lru.set(key, patch, key.length + patch.encoded.length);
+    return patch;
+  }
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === "object" && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const child of Object.values(v)) deepFreeze(child);
+  }
+  return v;
+}

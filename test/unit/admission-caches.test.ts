@@ -1,0 +1,256 @@
+// The admission caches (admission/patch-cache.ts, verdict-cache.ts): a hit answers
+// byte for byte what a fresh computation answers, anything the answer depends on (pod, config,
+// rules, scans, the clock) invalidates it, and the caches stay within their bounds.
+import { strict as assert } from "node:assert";
+import { readdirSync } from "node:fs";
+import path from "node:path";
+import { parseImage } from "../../common/images.ts";
+import { InjectionError, injectPod } from "../../admission/inject.ts";
+import { jsonPatch } from "../../admission/patch.ts";
+import { Lru } from "../../admission/lru.ts";
+import { mutate } from "../../admission/mutate.ts";
+import { PatchCache } from "../../admission/patch-cache.ts";
+import { validate, type ValidateDeps } from "../../admission/validate.ts";
+import { VerdictCache } from "../../admission/verdict-cache.ts";
+import type { AdmissionRequest } from "../../operator/admission/transport.ts";
+import type { RuleRef } from "../../policy/vulnerabilities.ts";
+import type { Vulnerability } from "../../scans/records.ts";
+import { ScanIndex } from "../../scans/scan-index.ts";
+import { jsonFixture } from "../harness/fixtures.ts";
+import { testInjectionConfig as cfg } from "../harness/injection.ts";
+
+const GOLDEN = path.resolve(import.meta.dirname, "../golden/inject");
+const goldenPods = readdirSync(GOLDEN).filter((f) => f.endsWith(".input.json")).map((f) => ({ name: f, pod: jsonFixture(`../golden/inject/${f}`) as any }));
+const encode = (ops: unknown) => Buffer.from(JSON.stringify(ops)).toString("base64");
+const podRequest = (pod: any, uid = "u-1"): AdmissionRequest => ({ uid, kind: { group: "", version: "v1", kind: "Pod" }, resource: { group: "", version: "v1", resource: "pods" }, namespace: "demo", operation: "CREATE", object: pod });
+
+describe("admission caches: the LRU", () => {
+  it("holds at most max entries and evicts the least recently used", () => {
+    const lru = new Lru<string, number>(2);
+    lru.set("a", 1);
+    lru.set("b", 2);
+    assert.equal(lru.get("a"), 1); // a is now the most recent
+    lru.set("c", 3);
+    assert.equal(lru.size, 2);
+    assert.equal(lru.get("b"), undefined);
+    assert.equal(lru.get("a"), 1);
+    assert.equal(lru.get("c"), 3);
+    assert.throws(() => new Lru(0), /at least one entry/);
+  });
+});
+
+describe("admission caches: injection patches", () => {
+  it("a hit is byte-identical to a fresh computation, for every golden pod", () => {
+    const cache = new PatchCache();
+    for (const { name, pod } of goldenPods) {
+      let fresh: unknown;
+      try {
+        fresh = jsonPatch(pod, injectPod(pod, cfg));
+      } catch (err) {
+        assert.ok(err instanceof InjectionError, name);
+        assert.throws(() => cache.patchFor(structuredClone(pod), cfg), InjectionError, name);
+        continue;
+      }
+      const first = cache.patchFor(structuredClone(pod), cfg);
+      const hits = cache.hits;
+      const second = cache.patchFor(structuredClone(pod), cfg);
+      assert.equal(cache.hits, hits + 1, `${name}: the second request hits`);
+      assert.equal(second.encoded, encode(fresh), name);
+      assert.equal(first.encoded, second.encoded, name);
+      assert.deepEqual(second.ops, fresh, name);
+    }
+  });
+
+  it("mutate answers the same with and without the cache, and shares no mutable state between requests", () => {
+    const patches = new PatchCache();
+    const deps = { namespaceLabels: () => ({ "tenet.dev/inject": "enabled" }), config: cfg };
+    const pod = goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod;
+    const plain = mutate(podRequest(structuredClone(pod)), deps);
+    for (let i = 0; i < 3; i++) {
+      const cached = mutate(podRequest(structuredClone(pod), `u-${i}`), { ...deps, patches });
+      assert.equal(cached.encodedPatch, encode(plain.patch));
+      assert.deepEqual(cached.patch, plain.patch);
+      assert.ok(Object.isFrozen(cached.patch) && Object.isFrozen((cached.patch as any)[0]), "a cached patch cannot be edited by one request for the next");
+    }
+    assert.equal(patches.hits, 2);
+  });
+
+  it("any change to the pod is a new entry: a forged pod-template-hash gets its own patch", () => {
+    const cache = new PatchCache();
+    const pod = structuredClone(goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod);
+    pod.metadata.labels = { ...pod.metadata.labels, "pod-template-hash": "abc" };
+    const honest = cache.patchFor(pod, cfg);
+    // Same template-hash label, different app port: must not reuse the honest pod's patch.
+    const forged = structuredClone(pod);
+    forged.metadata.annotations = { ...forged.metadata.annotations, "tenet.dev/app-port": "9999" };
+    const got = cache.patchFor(forged, cfg);
+    assert.notEqual(got.encoded, honest.encoded);
+    assert.equal(got.encoded, encode(jsonPatch(forged, injectPod(forged, cfg))));
+    assert.match(Buffer.from(got.encoded, "base64").toString(), /"9999"/);
+  });
+
+  it("a configuration change invalidates: the new image and version are in the next patch", () => {
+    const cache = new PatchCache();
+    const pod = goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod;
+    const before = cache.patchFor(structuredClone(pod), cfg);
+    const next = { ...cfg, image: "tenet.local/tenet-enforcer:v2", version: "0.2.0" };
+    const after = cache.patchFor(structuredClone(pod), next);
+    assert.equal(cache.misses, 2);
+    assert.notEqual(after.encoded, before.encoded);
+    assert.equal(after.encoded, encode(jsonPatch(pod, injectPod(pod, next))));
+  });
+
+  it("an edit of the configuration in place invalidates too", () => {
+    const cache = new PatchCache();
+    const pod = goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod;
+    const mine = structuredClone(cfg);
+    cache.patchFor(structuredClone(pod), mine);
+    mine.healthPort = 15099;
+    const after = cache.patchFor(structuredClone(pod), mine);
+    assert.equal(cache.hits, 0);
+    assert.match(Buffer.from(after.encoded, "base64").toString(), /15099/);
+  });
+
+  it("a pod too long to key verbatim is keyed by its digest and still hits exactly", () => {
+    const cache = new PatchCache();
+    const pod = structuredClone(goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod);
+    pod.metadata.annotations = { ...pod.metadata.annotations, note: "x".repeat(20_000) };
+    const a = cache.patchFor(structuredClone(pod), cfg);
+    const b = cache.patchFor(structuredClone(pod), cfg);
+    assert.equal(cache.hits, 1);
+    assert.equal(b.encoded, a.encoded);
+    assert.ok(cache.weight < 20_000, `held ${cache.weight} characters: the digest, not the pod`);
+    pod.metadata.annotations.note = "y".repeat(20_000);
+    cache.patchFor(pod, cfg);
+    assert.equal(cache.hits, 1, "a different long pod misses");
+  });
+
+  it("stays within its bound of characters", () => {
+    const cache = new PatchCache(1000, 20_000);
+    const pod = goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod;
+    for (let i = 0; i < 50; i++) {
+      const p = structuredClone(pod);
+      p.metadata.generateName = `w-${i}-`;
+      cache.patchFor(p, cfg);
+    }
+    assert.ok(cache.weight <= 20_000 && cache.size > 0 && cache.size < 50, `${cache.size} entries, ${cache.weight} characters`);
+  });
+
+  it("stays within its bound", () => {
+    const cache = new PatchCache(4);
+    const pod = goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod;
+    for (let i = 0; i < 20; i++) {
+      const p = structuredClone(pod);
+      p.metadata.generateName = `w-${i}-`;
+      cache.patchFor(p, cfg);
+    }
+    assert.equal(cache.size, 4);
+  });
+});
+
+// ---- verdicts ----
+
+const NOW = new Date("2025-06-01T12:00:00Z");
+const crit = (n: number): Vulnerability[] => Array.from({ length: n }, (_, i) => ({ id: `CVE-2024-000${i + 1}`, severity: "CRITICAL" as const, pkg: "openssl", installedVersion: "1.0", fixedVersion: "1.1" }));
+function scanIndex(criticals = 3): ScanIndex {
+  const idx = new ScanIndex();
+  idx.upsert("vr/demo/orders", { image: parseImage("ghcr.io/acme/orders:1.0"), source: "VulnerabilityReport demo/orders", vulnerabilities: crit(criticals) });
+  return idx;
+}
+const orders = (name = "orders-7c9f8-abcde") => ({
+  apiVersion: "v1",
+  kind: "Pod",
+  metadata: { name, namespace: "demo", labels: { app: "orders" } },
+  spec: { securityContext: { runAsNonRoot: true }, containers: [{ name: "app", image: "ghcr.io/acme/orders:1.0", securityContext: { allowPrivilegeEscalation: false } }] },
+});
+const rule = (spec: any, name = "baseline"): RuleRef => ({ namespace: "demo", name, spec: { selector: {}, ...spec } });
+
+describe("admission caches: RuntimeRule verdicts", () => {
+  const deps = (rules: RuleRef[], scans: ScanIndex, verdicts?: VerdictCache, now = NOW): ValidateDeps => ({ rules: () => rules, scans, now: () => now, injection: cfg, verdicts });
+
+  it("a hit answers exactly what an evaluation answers: compliant, with warnings, denied", () => {
+    const scans = scanIndex();
+    const cases: RuleRef[][] = [
+      [rule({ vulnerabilities: { thresholds: { critical: 5 } } })],
+      [rule({ enforcement: "audit", vulnerabilities: { thresholds: { critical: 0 } } })],
+      [rule({ vulnerabilities: { thresholds: { critical: 0 } } })],
+    ];
+    for (const rules of cases) {
+      const verdicts = new VerdictCache();
+      for (const name of ["orders-1", "orders-2", "orders-3"]) {
+        const fresh = validate(podRequest(orders(name)), deps(rules, scans));
+        const cached = validate(podRequest(orders(name)), deps(rules, scans, verdicts));
+        assert.deepEqual(cached, fresh);
+      }
+    }
+  });
+
+  it("a denial is never served from the cache: its message names the pod", () => {
+    const verdicts = new VerdictCache();
+    const rules = [rule({ vulnerabilities: { thresholds: { critical: 0 } } })];
+    const a = validate(podRequest(orders("orders-a")), deps(rules, scanIndex(), verdicts));
+    const b = validate(podRequest(orders("orders-b")), deps(rules, scanIndex(), verdicts));
+    assert.match(a.message!, /orders-a/);
+    assert.match(b.message!, /orders-b/);
+    assert.equal(verdicts.size, 0);
+  });
+
+  it("warnings are reported on every admission, hit or not", () => {
+    const verdicts = new VerdictCache();
+    const reported: string[] = [];
+    const rules = [rule({ enforcement: "audit", vulnerabilities: { thresholds: { critical: 0 } } })];
+    const scans = scanIndex();
+    for (const name of ["o-1", "o-2"]) validate(podRequest(orders(name)), { ...deps(rules, scans, verdicts), report: (_r, owner, v) => reported.push(`${owner}: ${v.rules[0].message}`) });
+    assert.equal(verdicts.hits, 1);
+    assert.equal(reported.length, 2);
+    assert.match(reported[1], /^Pod demo\/o-2: RuntimeRule demo\/baseline \(audit\) would refuse it/);
+  });
+
+  it("a changed rule, a changed scan and an expired exemption each invalidate", () => {
+    const verdicts = new VerdictCache();
+    const scans = scanIndex(3);
+    const lenient = [rule({ vulnerabilities: { thresholds: { critical: 5 } } })];
+    assert.equal(validate(podRequest(orders()), deps(lenient, scans, verdicts)).allowed, true);
+    // The informer replaces a changed RuntimeRule: a new spec object.
+    const strict = [rule({ vulnerabilities: { thresholds: { critical: 0 } } })];
+    assert.equal(validate(podRequest(orders()), deps(strict, scans, verdicts)).allowed, false);
+    // A new report for the image.
+    assert.equal(validate(podRequest(orders()), deps(lenient, scans, verdicts)).allowed, true);
+    scans.upsert("vr/demo/orders", { image: parseImage("ghcr.io/acme/orders:1.0"), source: "VulnerabilityReport demo/orders", vulnerabilities: crit(9) });
+    assert.equal(validate(podRequest(orders()), deps(lenient, scans, verdicts)).allowed, false);
+    // An exemption that expires between two admissions.
+    const expires = new Date(NOW.getTime() + 60_000);
+    const exempt = [rule({ vulnerabilities: { thresholds: { critical: 0 }, exemptions: [{ id: "CVE-2024-0001", expires: expires.toISOString(), reason: "fix rolling out" }, { id: "CVE-2024-0002", expires: "2099-01-01T00:00:00Z", reason: "r" }, { id: "CVE-2024-0003", expires: "2099-01-01T00:00:00Z", reason: "r" }] } })];
+    const three = scanIndex(3);
+    assert.equal(validate(podRequest(orders()), deps(exempt, three, verdicts, NOW)).allowed, true);
+    assert.equal(validate(podRequest(orders()), deps(exempt, three, verdicts, new Date(expires.getTime() - 1))).allowed, true);
+    const hits = verdicts.hits;
+    assert.equal(validate(podRequest(orders()), deps(exempt, three, verdicts, expires)).allowed, false);
+    assert.equal(verdicts.hits, hits, "at the expiry instant the entry is not used");
+  });
+
+  it("a changed pod spec or label is a new entry", () => {
+    const verdicts = new VerdictCache();
+    const scans = scanIndex();
+    const rules = [rule({ selector: { matchLabels: { app: "orders" } }, podSecurity: { allowPrivileged: false } })];
+    assert.equal(validate(podRequest(orders()), deps(rules, scans, verdicts)).allowed, true);
+    const priv = orders();
+    (priv.spec.containers[0].securityContext as any).privileged = true;
+    assert.equal(validate(podRequest(priv), deps(rules, scans, verdicts)).allowed, false);
+    const other = orders();
+    other.metadata.labels = { app: "billing" };
+    (other.spec.containers[0].securityContext as any).privileged = true;
+    assert.equal(validate(podRequest(other), deps(rules, scans, verdicts)).reason, "Compliant");
+  });
+
+  it("stays within its bound", () => {
+    const verdicts = new VerdictCache(3);
+    const rules = [rule({ vulnerabilities: { thresholds: { critical: 5 } } })];
+    for (let i = 0; i < 10; i++) {
+      const p = orders();
+      p.metadata.labels = { app: "orders", n: String(i) } as any;
+      validate(podRequest(p), deps(rules, scanIndex(), verdicts));
+    }
+    assert.equal(verdicts.size, 3);
+  });
+});
