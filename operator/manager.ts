@@ -97,7 +97,7 @@ export async function startOperator(kube: Kube, cfg: OperatorConfig, log: Logger
   // New issuer keys change the documents, so which enforcers run the current one.
   policyDistribution.onKeysChanged(() => policies.list().forEach((p) => apiPolicyStatus.enqueue(objectKey(p))));
   // PolicyReports (leader only; nothing happens while the CRD is not installed).
-  const reports = cfg.policyReports.enabled ? new PolicyReports({ kube, cfg, log, metrics, pods, rules, namespaces }) : undefined;
+  const reports = cfg.policyReports.enabled ? new PolicyReports({ kube, cfg, log, metrics, pods, rules, namespaces, incidents: signals.incidents }) : undefined;
   const controllers: Controller[] = [serviceIdentityStatus, apiPolicyStatus, runtimeRuleStatus, identity.controller, admission.controller, posture, ...(reports ? [reports] : [])];
 
   const informers = [pods, identities, policies, rules, namespaces, services, slices, ...scans.informers, posture.policies.informer, ...signals.informers];

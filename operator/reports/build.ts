@@ -1,5 +1,6 @@
 // Tenet's results as wgpolicyk8s.io/v1alpha2 PolicyReport content, as pure functions: one result
-// per rescanned pod (from the posture Tenet wrote on it) and per admission denial, bounded in
+// per rescanned pod (from the posture Tenet wrote on it), per admission denial and per open
+// Incident (operator/reports/incidents.ts), bounded in
 // number and size, in a stable order, with timestamps that move only when a result changes — so
 // equal inputs build an equal report and the writer can skip the write.
 import { isDeepStrictEqual } from "node:util";
@@ -11,6 +12,8 @@ import type { PostureDetail } from "../posture/evaluate.ts";
 export const MAX_RESULTS = 500;
 /** At most this many admission denials per namespace; the oldest go first. */
 export const MAX_ADMISSION_RESULTS = 100;
+/** At most this many incident results per namespace: failures (Open) first, then the most recently seen. */
+export const MAX_INCIDENT_RESULTS = 100;
 /** A result's message is cut to this many characters. */
 export const MAX_RESULT_MESSAGE = 512;
 
@@ -63,10 +66,10 @@ export interface AdmissionDenial {
   at: number;
 }
 
-export type Omitted = { admission?: number; rescan?: number };
+export type Omitted = { admission?: number; incidents?: number; rescan?: number };
 
 const ORDER: Record<ResultValue, number> = { fail: 0, error: 1, warn: 2, skip: 3, pass: 4 };
-const clipMessage = (s: string) => (s.length <= MAX_RESULT_MESSAGE ? s : `${s.slice(0, MAX_RESULT_MESSAGE - 1)}…`);
+export const clipMessage = (s: string) => (s.length <= MAX_RESULT_MESSAGE ? s : `${s.slice(0, MAX_RESULT_MESSAGE - 1)}…`);
 
 /**
  * The rescan result for one pod, from the posture label and detail annotation — only when Tenet's
@@ -142,7 +145,7 @@ export function admissionResult(d: AdmissionDenial): ReportResult {
 /** Identity of a result across builds: the same check of the same resource. */
 export function resultKey(r: Pick<ReportResult, "policy" | "rule" | "resources" | "properties">): string {
   const res = r.resources?.[0];
-  return `${r.properties?.process ?? ""}|${r.policy}|${r.rule ?? ""}|${res?.kind ?? ""}|${res?.namespace ?? ""}|${res?.name ?? ""}|${res?.uid ?? ""}`;
+  return `${r.properties?.process ?? ""}|${r.policy}|${r.rule ?? ""}|${res?.kind ?? ""}|${res?.namespace ?? ""}|${res?.name ?? ""}|${res?.uid ?? ""}|${r.properties?.incident ?? ""}`;
 }
 
 export function summarize(results: readonly ReportResult[]): Summary {
@@ -155,6 +158,8 @@ export interface BuildInput {
   namespace: string;
   rescan: Omit<ReportResult, "timestamp">[];
   admission: AdmissionDenial[];
+  /** one result per open or acknowledged Incident (incidentResult), with its own timestamp */
+  incidents?: ReportResult[];
   /** results of the report as stored: an unchanged result keeps its timestamp */
   previous?: readonly ReportResult[];
   /** admission denials dropped earlier (by the store's cap), carried in the annotation */
@@ -164,7 +169,8 @@ export interface BuildInput {
 
 /**
  * The report for one namespace. Bounded: at most MAX_ADMISSION_RESULTS admission denials (newest
- * kept) and MAX_RESULTS results in all (rescan results beyond that are dropped passing ones first);
+ * kept), MAX_INCIDENT_RESULTS incidents (open ones first, then the most recently seen) and
+ * MAX_RESULTS results in all (rescan results beyond that are dropped passing ones first);
  * what was left out is counted in the tenet.dev/omitted-results annotation. Stable: results are
  * sorted (failures first, then by policy and resource), and a rescan result keeps the timestamp of
  * its previous version when nothing else about it changed.
@@ -183,12 +189,16 @@ export function buildReport(input: BuildInput): PolicyReportBody {
     const { timestamp: prevTs, ...prevRest } = prev ?? ({} as ReportResult);
     return { ...r, timestamp: prev && isDeepStrictEqual(prevRest, r) ? prevTs : nowTs };
   });
-  rescan.sort(byResult);
-  const room = MAX_RESULTS - keptAdmission.length;
-  if (rescan.length > room) omitted.rescan = rescan.length - room;
-  const results = [...keptAdmission, ...rescan.slice(0, room)].sort(byResult);
+  const incidents = [...(input.incidents ?? [])].sort((a, b) => ORDER[a.result] - ORDER[b.result] || b.timestamp.seconds - a.timestamp.seconds || cmp(resultKey(a), resultKey(b)));
+  const keptIncidents = incidents.slice(0, MAX_INCIDENT_RESULTS);
+  if (incidents.length > MAX_INCIDENT_RESULTS) omitted.incidents = incidents.length - MAX_INCIDENT_RESULTS;
 
-  const annotations = omitted.admission || omitted.rescan ? { [OMITTED_RESULTS_ANNOTATION]: JSON.stringify(omitted) } : undefined;
+  rescan.sort(byResult);
+  const room = MAX_RESULTS - keptAdmission.length - keptIncidents.length;
+  if (rescan.length > room) omitted.rescan = rescan.length - room;
+  const results = [...keptAdmission, ...keptIncidents, ...rescan.slice(0, room)].sort(byResult);
+
+  const annotations = omitted.admission || omitted.incidents || omitted.rescan ? { [OMITTED_RESULTS_ANNOTATION]: JSON.stringify(omitted) } : undefined;
   return {
     apiVersion: "wgpolicyk8s.io/v1alpha2",
     kind: "PolicyReport",

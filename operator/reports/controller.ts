@@ -1,4 +1,4 @@
-// PolicyReports (leader only): Tenet's rescan verdicts and admission denials as one
+// PolicyReports (leader only): Tenet's rescan verdicts, admission denials and open Incidents as one
 // wgpolicyk8s.io/v1alpha2 PolicyReport named "tenet" per namespace, so Policy Reporter (and
 // `kubectl get polr`) show them next to Kyverno's and Trivy's. Keyed by namespace; changes only
 // enqueue the namespace after a batching delay, a namespace is written at most once per
@@ -17,8 +17,10 @@ import type { OperatorConfig } from "../config.ts";
 import { Controller, type ReconcileResult } from "../runtime/controller.ts";
 import { Informer } from "../runtime/informer.ts";
 import type { RuntimeMetrics } from "../runtime/metrics.ts";
+import type { CachedIncident } from "../signals/incidents.ts";
 import { DENIAL_REASON, DenialStore, denialFromEvent, toDenialEvent, type DenialEvent } from "./admission.ts";
 import { admissionFromReport, buildReport, postureResult, sameReport } from "./build.ts";
+import { incidentResult } from "./incidents.ts";
 import { ReportMetrics } from "./metrics.ts";
 
 const API = Resources.policyReports;
@@ -33,6 +35,8 @@ export interface ReportDeps {
   pods: Informer<CachedPod>;
   rules: Informer<RuntimeRule & TenetObject>;
   namespaces: Informer<CachedNamespace>;
+  /** The signals feature's Incidents cache (operator/signals/incidents.ts): one watch for both. */
+  incidents?: Informer<CachedIncident>;
 }
 
 export class PolicyReports extends Controller {
@@ -74,7 +78,7 @@ export class PolicyReports extends Controller {
   }
 
   private watch() {
-    const { pods, rules, namespaces } = this.deps;
+    const { pods, rules, namespaces, incidents } = this.deps;
     pods.onChange((type, pod, old) => {
       if (type === "resync") return;
       if (type === "delete" || !old || reportedFields(pod) !== reportedFields(old)) this.soon(pod.metadata.namespace);
@@ -87,6 +91,14 @@ export class PolicyReports extends Controller {
         this.reportMetrics.denials.inc();
         this.soon(d.resource.namespace);
       }
+    });
+    incidents?.onChange((type, inc, old) => {
+      if (type === "resync") return;
+      if (type === "delete" || !old || incidentFields(inc) !== incidentFields(old)) this.soon(inc.metadata.namespace!);
+    });
+    // An incident counts only while its RuntimeRule exists.
+    rules.onChange((type, rule) => {
+      if ((type === "add" || type === "delete") && incidents?.listNamespace(rule.metadata.namespace!).length) this.soon(rule.metadata.namespace!);
     });
     namespaces.onChange((type, ns) => {
       if (type !== "delete") return;
@@ -145,7 +157,7 @@ export class PolicyReports extends Controller {
 
   private async reconcileNamespace(namespace: string, log: Logger): Promise<ReconcileResult | void> {
     if (!this.available) return;
-    const { kube, cfg, pods } = this.deps;
+    const { kube, cfg, pods, rules, incidents } = this.deps;
     const now = Date.now();
     const since = now - (this.lastWrite.get(namespace) ?? 0);
     if (since < cfg.policyReports.minIntervalMs) return { requeueAfterMs: cfg.policyReports.minIntervalMs - since };
@@ -167,7 +179,8 @@ export class PolicyReports extends Controller {
     }
     const nextExpiry = this.denials.expire(namespace, now);
     const rescan = pods.listNamespace(namespace).map(postureResult).filter((r) => r !== undefined);
-    const desired = buildReport({ namespace, rescan, admission: this.denials.list(namespace), previous: stored.report?.results, droppedAdmission: this.denials.dropped(namespace), now: new Date(now) });
+    const incidentResults = (incidents?.listNamespace(namespace) ?? []).map((i) => incidentResult(i, (ns, name) => rules.get(`${ns}/${name}`) !== undefined)).filter((r) => r !== undefined);
+    const desired = buildReport({ namespace, rescan, admission: this.denials.list(namespace), incidents: incidentResults, previous: stored.report?.results, droppedAdmission: this.denials.dropped(namespace), now: new Date(now) });
     const requeue = nextExpiry !== undefined ? { requeueAfterMs: Math.max(1000, nextExpiry - now) } : undefined;
 
     try {
@@ -207,6 +220,9 @@ export class PolicyReports extends Controller {
     return requeue;
   }
 }
+
+/** The Incident fields a result is made of (not its resourceVersion). */
+const incidentFields = (i: CachedIncident) => JSON.stringify([i.spec, i.status, i.statusByTenet, i.metadata.deletionTimestamp]);
 
 /** The pod fields a rescan result is made of: a change elsewhere (status, certificates) writes nothing. */
 function reportedFields(p: CachedPod): string {

@@ -3,10 +3,12 @@
 // patches). Tenet never writes spec: a person acknowledges or resolves through spec.state, and
 // once Resolved, new evidence opens a new Incident. Open incidents are found again after a
 // restart through the label tenet.dev/incident-key (a digest of the rule and the group).
+// Every write carries the field manager tenet-signals: the cache marks an Incident whose status
+// only Tenet wrote (statusByTenet), which is what the PolicyReports take (operator/reports/).
 import { createHash } from "node:crypto";
 import { isAlreadyExists, resourcePath, Resources, type Kube } from "../../common/kube.ts";
 import type { Logger } from "../../common/logger.ts";
-import { MANAGED_BY_TENET, PART_OF_TENET } from "../../common/names.ts";
+import { FieldManagers, MANAGED_BY_TENET, PART_OF_TENET } from "../../common/names.ts";
 import type { KubeObject } from "../../common/objects.ts";
 import type { IncidentStatus, IncidentStatusEvidence, IncidentStatusResponse } from "../../crds/types.gen.ts";
 import { PRIORITIES, type AttributedSignal } from "../../signals/event.ts";
@@ -17,12 +19,64 @@ export const MAX_EVIDENCE = 50;
 const KEEP_FIRST = 10;
 const FLUSH_MS = 200;
 
-export interface CachedIncident extends KubeObject {
-  spec?: { state?: string };
-}
-
 type Severity = NonNullable<IncidentStatus["severity"]>;
 const SEVERITIES: Severity[] = ["low", "medium", "high", "critical"];
+
+/** What the cache keeps of an Incident: no evidence, every string bounded. */
+export interface CachedIncident extends KubeObject {
+  spec?: { state?: string };
+  status?: Pick<IncidentStatus, "rule" | "workload" | "pods" | "severity" | "firstSeen" | "lastSeen" | "eventCount"> & { response?: Pick<IncidentStatusResponse, "action" | "outcome" | "summary" | "message" | "time"> };
+  creationTimestamp?: string;
+  /** Every status field was written by Tenet's incident writer (managedFields; see statusWrittenByTenet). */
+  statusByTenet?: true;
+}
+
+const str = (v: unknown, max: number) => (typeof v === "string" ? v.slice(0, max) : undefined);
+
+export function toCachedIncident(raw: any): CachedIncident {
+  const m = raw?.metadata ?? {};
+  const st = raw?.status;
+  const out: CachedIncident = {
+    metadata: { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion, labels: m.labels },
+    spec: { state: str(raw?.spec?.state, 16) },
+    creationTimestamp: str(m.creationTimestamp, 40),
+  };
+  if (st && typeof st === "object") {
+    const r = st.response;
+    out.status = {
+      rule: str(st.rule, 256),
+      workload: str(st.workload, 320),
+      pods: Array.isArray(st.pods) ? st.pods.slice(0, 32).filter((p: unknown) => typeof p === "string").map((p: string) => p.slice(0, 253)) : undefined,
+      severity: SEVERITIES.includes(st.severity) ? st.severity : undefined,
+      firstSeen: str(st.firstSeen, 40),
+      lastSeen: str(st.lastSeen, 40),
+      eventCount: Number.isSafeInteger(st.eventCount) && st.eventCount >= 0 ? st.eventCount : undefined,
+      response: r && typeof r === "object" ? { action: str(r.action, 16) as any, outcome: str(r.outcome, 16) as any, summary: str(r.summary, 64), message: str(r.message, 2048), time: str(r.time, 40) } : undefined,
+    };
+  }
+  if (statusWrittenByTenet(m.managedFields)) out.statusByTenet = true;
+  return out;
+}
+
+/**
+ * Did Tenet write this status, and nobody else? Status is writable only through /status, which
+ * Tenet's ServiceAccount and cluster administrators may patch (status in a create or an update of
+ * the object is dropped). Every managedFields entry that owns a status field must be Tenet's
+ * writer on the status subresource; a status written (even in part) by another manager — a
+ * person's kubectl, a restore tool — does not count. A field manager is a name the client picks:
+ * this is not authentication, RBAC on incidents/status is; it keeps others' writes out of Tenet's output.
+ */
+export function statusWrittenByTenet(managedFields: unknown): boolean {
+  if (!Array.isArray(managedFields)) return false;
+  let ours = false;
+  for (const mf of managedFields) {
+    const st = mf?.fieldsV1?.["f:status"];
+    if (st === undefined || (typeof st === "object" && st && Object.keys(st).length === 0)) continue;
+    if (mf.manager === FieldManagers.signals && mf.subresource === "status") ours = true;
+    else return false;
+  }
+  return ours;
+}
 
 /** Falco priority rank → incident severity. */
 export function severityOf(rank: number): Severity {
@@ -67,7 +121,7 @@ export class IncidentWriter {
       name: "incidents",
       resource: Resources.incidents,
       labelSelector: INCIDENT_KEY_LABEL,
-      transform: (raw) => ({ metadata: { name: raw.metadata.name, namespace: raw.metadata.namespace, resourceVersion: raw.metadata.resourceVersion, labels: raw.metadata.labels }, spec: { state: raw.spec?.state } }),
+      transform: toCachedIncident,
     });
   }
 
@@ -144,14 +198,14 @@ export class IncidentWriter {
           kind: "Incident",
           metadata: { name: inc.name, namespace: inc.namespace, labels: { ...MANAGED_BY_TENET, ...PART_OF_TENET, ...(key ? { [INCIDENT_KEY_LABEL]: key } : {}) } },
           spec: {},
-        });
+        }, { fieldManager: FieldManagers.signals });
         this.log.warn({ incident: `${inc.namespace}/${inc.name}`, rule: inc.status.rule, workload: inc.status.workload }, "incident opened");
       } catch (err) {
         if (!isAlreadyExists(err)) throw err;
       }
       inc.created = true;
     }
-    await this.kube.patch(`${path}/status`, "merge", { status: inc.status });
+    await this.kube.patch(`${path}/status`, "merge", { status: inc.status }, { fieldManager: FieldManagers.signals });
   }
 
   async flush() {

@@ -19,7 +19,7 @@ import type { EventRecorder } from "../runtime/events.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { RuntimeMetrics } from "../runtime/metrics.ts";
 import { Attributor } from "./attribution.ts";
-import { IncidentWriter } from "./incidents.ts";
+import { IncidentWriter, type CachedIncident } from "./incidents.ts";
 import { IntakeRejection, signalRoutes } from "./intake.ts";
 import { SignalMetrics } from "./metrics.ts";
 import { SignalPipeline } from "./pipeline.ts";
@@ -38,6 +38,8 @@ export interface SignalsFeature {
   routes(app: FastifyInstance): void;
   sink: SignalSink;
   informers: Informer<any>[];
+  /** The Incidents cache (Tenet's own, by label), also read by the PolicyReports. */
+  incidents: Informer<CachedIncident>;
   pipeline: SignalPipeline;
   stop(): Promise<void>;
 }
@@ -119,6 +121,7 @@ export function createSignals(ctx: {
     routes: (app) => signalRoutes(app, { log, metrics, pipeline, attributor, authorizeSender, authenticatePod: podOf, now }),
     sink,
     informers: [incidents.informer],
+    incidents: incidents.informer,
     pipeline,
     async stop() {
       pipeline.stop();

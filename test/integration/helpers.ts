@@ -1,6 +1,7 @@
 // Shared helpers for integration tests: Tenet objects as plain JSON, and status reads.
 import { resourcePath, Resources, type Kube } from "../../common/kube.ts";
 import { waitFor } from "../harness/exec.ts";
+import { fixtureText } from "../harness/fixtures.ts";
 import { createLogger } from "../../common/logger.ts";
 import { decodeShard, REVOCATION_SHARDS, RevocationList, shardName, type RevocationEntry } from "../../operator/ca/revocations.ts";
 
@@ -106,4 +107,15 @@ export async function revokeSerials(kube: Kube, entries: RevocationEntry[]) {
 }
 export async function pruneRevocations(kube: Kube, pruneAt: Date) {
   await new RevocationList(kube, createLogger("test", { level: "silent" }), "tenet-system").prune(pruneAt);
+}
+
+/** A fixture with its namespace and pod replaced, and (fresh) its times set to now. */
+export function falcoFixture(name: string, ns: string, podName: string, fresh = true): string {
+  let text = fixtureText(`falco/${name}`).replaceAll('"shop"', `"${ns}"`).replaceAll("orders-6d8f7c9b5-x2k4p", podName).replaceAll("k8s.ns=shop", `k8s.ns=${ns}`);
+  if (fresh) {
+    const ms = Date.now();
+    const ns9 = `${BigInt(ms) * 1_000_000n + 123n}`;
+    text = text.replace(/"time":"[^"]+"/g, `"time":"${new Date(ms).toISOString().replace("Z", "123456Z").replace(/\.(\d{3})123456Z/, ".$1000123Z")}"`).replace(/"evt\.time":\d+/g, `"evt.time":${ns9}`);
+  }
+  return text;
 }

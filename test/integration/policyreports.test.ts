@@ -1,13 +1,15 @@
 // PolicyReports written by the real operator on the real API server: healthy without the CRD and
-// finding it later, a denied pod creation and rescan verdicts as results, no rewrite of equal
-// content (across a change of leader), under Tenet's own RBAC (the operator runs as its ServiceAccount).
+// finding it later, a denied pod creation, rescan verdicts and Incidents (from a real Falco event)
+// as results, forged Incidents left out, no rewrite of equal content (across a change of leader),
+// under Tenet's own RBAC (the operator runs as its ServiceAccount).
 import { strict as assert } from "node:assert";
 import path from "node:path";
 import { resourcePath, Resources, type Kube } from "../../common/kube.ts";
 import { cluster, newNamespace, operatorKubeconfig, repoRoot } from "../harness/controlplane.ts";
 import { waitFor } from "../harness/exec.ts";
 import { OperatorProcess } from "../harness/operator.ts";
-import { createObject, pod, tenet, vulnerabilityReport } from "./helpers.ts";
+import { httpsRequest } from "../harness/pki.ts";
+import { createObject, falcoFixture, pod, tenet, vulnerabilityReport } from "./helpers.ts";
 
 const VR = { group: "aquasecurity.github.io", version: "v1alpha1", plural: "vulnerabilityreports" };
 const POLR = Resources.policyReports;
@@ -161,6 +163,73 @@ describe("PolicyReports (real API server, operator process)", function () {
     assert.equal(after.metadata.resourceVersion, before, "the report was rewritten although nothing changed");
     assert.equal(await second.metricSum("tenet_policyreports_reconciles_total", 'operation="apply"'), 0);
     assert.equal(resultFor(after, "billing-0", "admission")?.result, "fail", "the denial survives the change of leader");
+  });
+
+  it("reports Tenet's own open Incidents (from a real Falco event), not forged ones; acknowledging changes the result, resolving removes it, equal content is not rewritten", async () => {
+    await kubectl(["apply", "--server-side", "-f", CRD]);
+    await kubectl(["wait", "--for=condition=Established", "--timeout=30s", "crd/policyreports.wgpolicyk8s.io"]);
+    ns = await newNamespace("polr-inc", ["orders"]);
+    const falcoNs = await newNamespace("polr-falco", ["falco"]);
+    await kube.create(resourcePath({ group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterrolebindings" }), { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding", metadata: { name: `falco-${falcoNs}` }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "tenet-signal-sender" }, subjects: [{ kind: "ServiceAccount", name: "falco", namespace: falcoNs }] });
+    const falcoToken = (await kube.create(resourcePath(Resources.serviceAccounts, falcoNs, "falco", "token"), { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { audiences: ["tenet"], expirationSeconds: 3600 } })).status.token as string;
+    await createObject(kube, tenet("RuntimeRule", ns, "detect", {
+      selector: { matchLabels: { app: "orders" } },
+      detection: { signals: [{ name: "sensitive", source: "falco", rules: ["Read sensitive file*"] }], responses: [{ name: "report-sensitive", on: ["sensitive"], action: "alert" }] },
+    }));
+    await kube.create(resourcePath(Resources.pods, ns), pod("orders-0", { app: "orders" }, "orders", "ghcr.io/acme/orders:1.0"));
+
+    // Forged before the real one (so they are in the cache when the real one is reported):
+    // status sent with a create is dropped by the API server (status is written through /status only) ...
+    const forged = (name: string) => ({ apiVersion: "tenet.dev/v1alpha1", kind: "Incident", metadata: { name, namespace: ns, labels: { "tenet.dev/incident-key": "forged" } }, spec: {}, status: { rule: `${ns}/detect/sensitive`, workload: "Pod/orders-0", pods: ["orders-0"], severity: "critical", lastSeen: new Date().toISOString() } });
+    const created = await kube.create(resourcePath(Resources.incidents, ns), forged("forged-create"));
+    assert.equal(created.status, undefined, "the API server kept a status sent with a create");
+    // ... and a status written through /status by someone else (a person's kubectl) is not Tenet's.
+    await kube.create(resourcePath(Resources.incidents, ns), forged("forged-status"));
+    await kube.patch(resourcePath(Resources.incidents, ns, "forged-status", "status"), "merge", { status: forged("forged-status").status }, { fieldManager: "kubectl-edit" });
+
+    const operator = await startOperator("incidents");
+    await operator.waitForHTTPS();
+    const trust = await waitFor("trust bundle", async () => (await kube.get(resourcePath(Resources.configMaps, "tenet-system", "tenet-trust-bundle")).catch(() => undefined))?.data?.["operator-ca.crt"]);
+    const sent = await httpsRequest(`https://127.0.0.1:${operator.securePort}/v1/signals/falco`, { method: "POST", ca: trust, body: falcoFixture("sidekick-batch.json", ns, "orders-0"), headers: { "content-type": "application/json", authorization: `Bearer ${falcoToken}` } });
+    assert.equal(sent.status, 202, sent.body);
+    const inc = await waitFor("the Incident for the sensitive read, with its response", async () => (await kube.get(resourcePath(Resources.incidents, ns))).items.find((i: any) => i.status?.rule === `${ns}/detect/sensitive` && i.status?.response && i.metadata.name !== "forged-status"), 30_000);
+    assert.ok(inc.metadata.managedFields.some((m: any) => m.manager === "tenet-signals" && m.subresource === "status"), JSON.stringify(inc.metadata.managedFields));
+
+    const incidentIn = (x: any, name: string) => x.results?.find((r: any) => r.properties?.process === "incident" && r.properties.incident === name);
+    let r = await waitReport("a fail result for the Incident", (x) => incidentIn(x, inc.metadata.name)?.result === "fail" && x.results.some((y: any) => y.resources?.[0]?.name === "orders-0" && y.properties?.process === "rescan"));
+    const res = incidentIn(r, inc.metadata.name);
+    assert.deepEqual([res.source, res.policy, res.rule, res.category, res.severity], ["tenet", "detect", "sensitive", "Incidents", "high"]);
+    assert.deepEqual(res.resources, [{ apiVersion: "v1", kind: "Pod", namespace: ns, name: "orders-0" }]);
+    assert.deepEqual([res.properties.state, res.properties.workload, res.properties.response, res.properties.outcome, res.properties.events], ["Open", "Pod/orders-0", "alert Applied", "Applied", String(inc.status.eventCount)]);
+    assert.equal(res.properties.lastSeen, inc.status.lastSeen);
+    assert.equal(res.timestamp.seconds, Math.floor(Date.parse(inc.status.lastSeen) / 1000));
+    assert.match(res.message, new RegExp(`^Incident ${inc.metadata.name}: sensitive fired for Pod/orders-0`));
+    assert.equal(incidentIn(r, "forged-create"), undefined, "an Incident created with a status made a result");
+    assert.equal(incidentIn(r, "forged-status"), undefined, "a status written by another manager made a result");
+    assert.equal(r.results.filter((x: any) => x.properties?.process === "incident").length, 1);
+
+    // Acknowledged: warn.
+    await kube.patch(resourcePath(Resources.incidents, ns, inc.metadata.name), "merge", { spec: { state: "Acknowledged", note: "on it" } });
+    r = await waitReport("a warn result for the acknowledged Incident", (x) => incidentIn(x, inc.metadata.name)?.result === "warn");
+    assert.equal(incidentIn(r, inc.metadata.name).properties.state, "Acknowledged");
+
+    // Something that changes no result (a RuntimeRule selecting nothing) makes the leader look again, and write nothing.
+    const quiet = await waitFor("the report to settle", async () => {
+      const a = await report();
+      await new Promise((ok) => setTimeout(ok, 1500));
+      const b = await report();
+      return a.metadata.resourceVersion === b.metadata.resourceVersion ? b : undefined;
+    }, 30_000, 0);
+    const unchanged = await operator.metricSum("tenet_policyreports_reconciles_total", 'operation="unchanged"');
+    await createObject(kube, tenet("RuntimeRule", ns, "nothing", { selector: { matchLabels: { app: "none" } }, vulnerabilities: { thresholds: { critical: 0 } } }));
+    await waitFor("a reconcile that finds nothing to write", async () => (await operator.metricSum("tenet_policyreports_reconciles_total", 'operation="unchanged"')) > unchanged, 30_000, 200);
+    assert.equal((await report()).metadata.resourceVersion, quiet.metadata.resourceVersion, "the report was rewritten although nothing changed");
+
+    // Resolved: the result goes; the rescan result stays.
+    await kube.patch(resourcePath(Resources.incidents, ns, inc.metadata.name), "merge", { spec: { state: "Resolved" } });
+    r = await waitReport("no result for the resolved Incident", (x) => !incidentIn(x, inc.metadata.name));
+    assert.ok(r.results.some((y: any) => y.resources?.[0]?.name === "orders-0" && y.properties?.process === "rescan"));
+    assert.equal(r.results.filter((y: any) => y.properties?.process === "incident").length, 0);
   });
 
   it("grants the operator its own PolicyReport only (no other report, no list, no ClusterPolicyReport) and Events of its own namespace only", async () => {

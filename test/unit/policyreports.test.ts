@@ -1,9 +1,12 @@
-// PolicyReport building (operator/reports): results from posture and admission denials, bounds,
-// stable order and timestamps, equality, and the denial store fed by Tenet's Events.
+// PolicyReport building (operator/reports): results from posture, admission denials and Incidents,
+// bounds, stable order and timestamps, equality, the denial store fed by Tenet's Events, and which
+// Incidents count (status written by Tenet alone, an existing rule).
 import { strict as assert } from "node:assert";
 import { DenialStore, denialFromEvent, toDenialEvent } from "../../operator/reports/admission.ts";
-import { admissionFromReport, buildReport, MAX_ADMISSION_RESULTS, MAX_RESULT_MESSAGE, MAX_RESULTS, postureResult, sameReport, type AdmissionDenial } from "../../operator/reports/build.ts";
+import { admissionFromReport, buildReport, MAX_ADMISSION_RESULTS, MAX_INCIDENT_RESULTS, MAX_RESULT_MESSAGE, MAX_RESULTS, postureResult, sameReport, type AdmissionDenial } from "../../operator/reports/build.ts";
 import type { CachedPod } from "../../operator/cache/pods.ts";
+import { INCIDENT_CATEGORY, incidentResult, MAX_INCIDENT_PODS } from "../../operator/reports/incidents.ts";
+import { statusWrittenByTenet, toCachedIncident } from "../../operator/signals/incidents.ts";
 
 const NS = "shop";
 const NOW = new Date("2025-06-01T12:00:00Z");
@@ -213,5 +216,140 @@ describe("PolicyReports: admission denials from Tenet's Events (operator/reports
     assert.equal(store.expire(NS, 4000, 2500), 7500);
     assert.deepEqual(store.list(NS).map((d) => d.resource.name), ["billing-2"]);
     assert.equal(store.expire("elsewhere", 3000), undefined);
+  });
+});
+
+describe("PolicyReports: Incidents as results (operator/reports/incidents.ts, the cache in operator/signals/incidents.ts)", () => {
+  const rules = new Set([`${NS}/detect`]);
+  const ruleExists = (ns: string, name: string) => rules.has(`${ns}/${name}`);
+  /** An Incident as the API server returns it after Tenet's writer created it and patched its status. */
+  const raw = (name: string, over: { state?: string; status?: Record<string, any>; managedFields?: any[] } = {}) => ({
+    apiVersion: "tenet.dev/v1alpha1",
+    kind: "Incident",
+    metadata: {
+      name,
+      namespace: NS,
+      uid: `uid-${name}`,
+      resourceVersion: "7",
+      creationTimestamp: "2025-06-01T11:00:00Z",
+      labels: { "tenet.dev/incident-key": "k" },
+      managedFields: over.managedFields ?? [
+        { manager: "tenet-signals", operation: "Update", apiVersion: "tenet.dev/v1alpha1", fieldsType: "FieldsV1", fieldsV1: { "f:metadata": { "f:labels": { ".": {} } }, "f:spec": {} } },
+        { manager: "tenet-signals", operation: "Update", subresource: "status", apiVersion: "tenet.dev/v1alpha1", fieldsType: "FieldsV1", fieldsV1: { "f:status": { ".": {}, "f:rule": {}, "f:pods": {} } } },
+      ],
+    },
+    spec: over.state ? { state: over.state } : { state: "Open" },
+    status: {
+      rule: `${NS}/detect/sensitive`,
+      workload: "Deployment/orders",
+      pods: ["orders-0"],
+      severity: "high",
+      firstSeen: "2025-06-01T11:58:00.123456789Z",
+      lastSeen: "2025-06-01T11:59:30.987654321Z",
+      eventCount: 3,
+      response: { name: "report", action: "alert", outcome: "Applied", summary: "alert Applied", message: "alerted on pod shop/orders-0", time: "2025-06-01T11:59:31Z" },
+      evidence: [{ time: "2025-06-01T11:58:00.123456789Z", layer: "runtime", source: "falco", rule: "Read sensitive file untrusted" }],
+      ...over.status,
+    },
+  });
+  const result = (r: ReturnType<typeof raw>) => incidentResult(toCachedIncident(r), ruleExists);
+
+  it("turns an open Incident into a fail result: rule and detection, severity, the pods, workload, response and counts", () => {
+    const r = result(raw("detect-sensitive-abc"))!;
+    assert.deepEqual(r, {
+      source: "tenet",
+      policy: "detect",
+      rule: "sensitive",
+      category: INCIDENT_CATEGORY,
+      severity: "high",
+      timestamp: { seconds: Math.floor(Date.parse("2025-06-01T11:59:30Z") / 1000), nanos: 0 },
+      result: "fail",
+      scored: true,
+      resources: [{ apiVersion: "v1", kind: "Pod", namespace: NS, name: "orders-0" }],
+      message: "Incident detect-sensitive-abc: sensitive fired for Deployment/orders, 3 events; alerted on pod shop/orders-0",
+      properties: {
+        process: "incident",
+        incident: "detect-sensitive-abc",
+        state: "Open",
+        workload: "Deployment/orders",
+        events: "3",
+        firstSeen: "2025-06-01T11:58:00.123456789Z",
+        lastSeen: "2025-06-01T11:59:30.987654321Z",
+        response: "alert Applied",
+        outcome: "Applied",
+      },
+    });
+  });
+
+  it("maps states and severities: Acknowledged warn, Resolved not reported; low/medium/high/critical as they are", () => {
+    assert.equal(result(raw("a", { state: "Acknowledged" }))!.result, "warn");
+    assert.equal(result(raw("a", { state: "Resolved" })), undefined);
+    for (const sev of ["low", "medium", "high", "critical"]) assert.equal(result(raw("a", { status: { severity: sev } }))!.severity, sev);
+    assert.equal(result(raw("a", { status: { severity: "apocalyptic" } }))!.severity, undefined);
+    const noSpec = toCachedIncident({ ...raw("a"), spec: undefined });
+    assert.equal(incidentResult(noSpec, ruleExists)!.result, "fail", "no state is Open (the CRD's default)");
+  });
+
+  it("reports only incidents whose status Tenet's writer alone wrote, naming an existing RuntimeRule in the Incident's namespace", () => {
+    const kubectl = { manager: "kubectl-patch", operation: "Update", subresource: "status", fieldsV1: { "f:status": { "f:severity": {} } } };
+    const ours = raw("a").metadata.managedFields;
+    const untrusted: [string, ReturnType<typeof raw>][] = [
+      ["status by another manager", raw("a", { managedFields: [{ ...ours[1], manager: "kubectl-edit" }] })],
+      ["status partly by another manager", raw("a", { managedFields: [...ours, kubectl] })],
+      ["Tenet's manager, but not on /status", raw("a", { managedFields: [{ ...ours[1], subresource: undefined }] })],
+      ["an Apply under Tenet's name on the object", raw("a", { managedFields: [{ ...ours[1], operation: "Apply", subresource: undefined }] })],
+      ["no managedFields", raw("a", { managedFields: [] })],
+      ["a rule that does not exist", raw("a", { status: { rule: `${NS}/gone/sensitive` } })],
+      ["a rule of another namespace", raw("a", { status: { rule: `other/detect/sensitive` } })],
+      ["no detection name", raw("a", { status: { rule: `${NS}/detect` } })],
+      ["no rule", raw("a", { status: { rule: undefined } })],
+    ];
+    for (const [what, r] of untrusted) assert.equal(result(r), undefined, what);
+    assert.equal(toCachedIncident(raw("a", { managedFields: [{ ...ours[1], manager: "kubectl-edit" }] })).statusByTenet, undefined);
+    assert.equal(statusWrittenByTenet(ours), true);
+    assert.equal(statusWrittenByTenet("nonsense"), false);
+    // A manager that owns nothing in status (labels, spec: the on-call person) does not matter.
+    assert.ok(result(raw("a", { managedFields: [...ours, { manager: "kubectl-edit", operation: "Update", fieldsV1: { "f:spec": { "f:state": {} } } }], state: "Acknowledged" })));
+  });
+
+  it("bounds what it takes: pods, strings from the status, the message; timestamp falls back to the response, then creation", () => {
+    const pods = Array.from({ length: 40 }, (_, i) => `orders-${i}`);
+    const r = result(raw("a", { status: { pods, workload: "W".repeat(10_000), response: { summary: "s".repeat(500), message: "m".repeat(10_000) } } }))!;
+    assert.equal(r.resources!.length, MAX_INCIDENT_PODS);
+    assert.equal(r.properties!.omittedPods, String(32 - MAX_INCIDENT_PODS), "the cache keeps 32 pods, the CRD's maximum");
+    assert.equal(r.properties!.workload.length, 320);
+    assert.equal(r.properties!.response.length, 64);
+    assert.equal(r.message!.length, MAX_RESULT_MESSAGE);
+    const cached = toCachedIncident(raw("a", { status: { evidence: Array(50).fill({ output: "x".repeat(512) }) } }));
+    assert.equal((cached.status as any).evidence, undefined, "the cache keeps no evidence");
+    assert.equal(result(raw("a", { status: { lastSeen: undefined } }))!.timestamp.seconds, Date.parse("2025-06-01T11:59:31Z") / 1000);
+    assert.equal(result(raw("a", { status: { lastSeen: "garbage", response: undefined } }))!.timestamp.seconds, 0);
+    assert.equal(result(raw("a", { status: { lastSeen: undefined, response: undefined } }))!.timestamp.seconds, Date.parse("2025-06-01T11:00:00Z") / 1000);
+    const noPods = result(raw("a", { status: { pods: [] } }))!;
+    assert.deepEqual(noPods.resources, [{ apiVersion: "tenet.dev/v1alpha1", kind: "Incident", namespace: NS, name: "a", uid: "uid-a" }]);
+  });
+
+  it("puts incidents in the report next to the rest: open ones first, at most MAX_INCIDENT_RESULTS, the rest counted; equal incidents build an equal report", () => {
+    const incidents = Array.from({ length: MAX_INCIDENT_RESULTS + 20 }, (_, i) =>
+      result(raw(`inc-${String(i).padStart(3, "0")}`, { state: i % 2 ? "Acknowledged" : "Open", status: { lastSeen: new Date(NOW.getTime() - i * 1000).toISOString() } }))!,
+    );
+    const rescan = Array.from({ length: 450 }, (_, i) => postureResult(clean(`ok-${i}`))!);
+    const r = buildReport({ namespace: NS, rescan, admission: [denial(1)], incidents, now: NOW });
+    assert.equal(r.results.length, MAX_RESULTS);
+    const kept = r.results.filter((x) => x.properties?.process === "incident");
+    assert.equal(kept.length, MAX_INCIDENT_RESULTS);
+    assert.equal(kept.filter((x) => x.result === "fail").length, (MAX_INCIDENT_RESULTS + 20) / 2, "every open incident is kept");
+    assert.ok(kept.some((x) => x.properties!.incident === "inc-001"), "the most recent acknowledged are kept");
+    assert.ok(!kept.some((x) => x.properties!.incident === "inc-119"), "the oldest acknowledged go");
+    assert.deepEqual(JSON.parse(r.metadata.annotations!["tenet.dev/omitted-results"]), { incidents: 20, rescan: 450 + 1 + MAX_INCIDENT_RESULTS - MAX_RESULTS });
+    assert.deepEqual(r.summary, { pass: MAX_RESULTS - 1 - MAX_INCIDENT_RESULTS, fail: 1 + 60, warn: 40, error: 0, skip: 0 });
+
+    const small = (inc: ReturnType<typeof raw>[]) => buildReport({ namespace: NS, rescan: [postureResult(clean("a"))!], admission: [], incidents: inc.map((i) => result(i)!), now: NOW });
+    const stored = JSON.parse(JSON.stringify(small([raw("x"), raw("y")])));
+    const later = buildReport({ namespace: NS, rescan: [postureResult(clean("a"))!], admission: [], incidents: [raw("y"), raw("x")].map((i) => result(i)!), previous: stored.results, now: new Date(NOW.getTime() + 3600_000) });
+    assert.ok(sameReport(stored, later), "the same incidents an hour later: nothing to write");
+    assert.ok(!sameReport(stored, small([raw("x"), raw("y", { status: { eventCount: 4 } })])), "a new event changes the result");
+    assert.ok(!sameReport(stored, small([raw("x"), raw("y", { state: "Acknowledged" })])));
+    assert.ok(!sameReport(stored, small([raw("x")])), "a resolved incident leaves the report");
   });
 });
