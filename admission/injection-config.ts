@@ -1,5 +1,6 @@
 // The injection settings from the environment: one reading for the operator (operator/config.ts)
 // and `tenet check`, so both inject, and recognise, the same enforcer.
+import { intFromEnv } from "../common/env.ts";
 import { TENET_VERSION } from "../common/version.ts";
 import type { InjectionConfig } from "./inject.ts";
 
@@ -10,13 +11,7 @@ export const DEFAULT_CAPTURE_IMAGE = "tenet.local/tenet-capture:dev";
 
 /** `namespace`: Tenet's namespace, where the CA endpoint's Service lives. Throws on a malformed number. */
 export function injectionConfigFromEnv(env: NodeJS.ProcessEnv, namespace: string): InjectionConfig {
-  const int = (name: string, dflt: number) => {
-    const v = env[name];
-    if (v === undefined || v === "") return dflt;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`${name}=${JSON.stringify(v)} must be a non-negative integer`);
-    return n;
-  };
+  const int = (name: string, dflt: number) => intFromEnv(env, name, dflt);
   return {
     image: env.TENET_ENFORCER_IMAGE ?? DEFAULT_ENFORCER_IMAGE,
     args: [],

@@ -1,4 +1,5 @@
 // Operator settings, from the environment (the Deployment sets them; defaults suit a cluster).
+import { intFromEnv } from "../common/env.ts";
 import os from "node:os";
 import type { InjectionConfig } from "../admission/inject.ts";
 import { injectionConfigFromEnv } from "../admission/injection-config.ts";
@@ -62,13 +63,7 @@ export interface OperatorConfig {
 const list = (v: string | undefined) => (v ?? "").split(",").map((x) => x.trim()).filter(Boolean);
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
-  const int = (name: string, dflt: number) => {
-    const v = env[name];
-    if (v === undefined || v === "") return dflt;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`${name}=${JSON.stringify(v)} must be a non-negative integer`);
-    return n;
-  };
+  const int = (name: string, dflt: number) => intFromEnv(env, name, dflt);
   const trustDomain = env.TENET_TRUST_DOMAIN ?? "cluster.local";
   if (!/^[a-z0-9._-]+$/.test(trustDomain)) throw new Error(`TENET_TRUST_DOMAIN=${JSON.stringify(trustDomain)} is not a valid SPIFFE trust domain (lowercase letters, digits, '.', '-', '_')`);
   return {
