@@ -28,6 +28,8 @@ export interface AuditRecord {
   /** Captured connections: the remote address (plaintext callers have no identity) and the protocol carried. */
   source?: string;
   protocol?: string;
+  /** gRPC calls (protocol grpc): the grpc-status the caller got (from the app, or Tenet's refusal). */
+  grpcStatus?: number;
   /** Outbound over mTLS: the SPIFFE ID the destination presented. */
   peer?: string;
 }

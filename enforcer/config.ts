@@ -55,6 +55,8 @@ export interface EnforcerConfig {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  /** HTTP/2 streams in flight per inbound connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  h2MaxStreams: number;
   /** Transparent capture (docs/capture.md): the pod's traffic is redirected to the two listeners below. */
   capture: boolean;
   captureInboundPort: number;
@@ -122,6 +124,7 @@ export function enforcerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Enf
     headersTimeoutMs: int("TENET_HEADERS_TIMEOUT_MS", 10_000, 100),
     requestTimeoutMs: int("TENET_REQUEST_TIMEOUT_MS", 60_000, 100),
     keepAliveTimeoutMs: int("TENET_KEEPALIVE_TIMEOUT_MS", 30_000, 100),
+    h2MaxStreams: int("TENET_H2_MAX_STREAMS", 100, 1, 10_000),
     capture: (env.TENET_CAPTURE ?? "").trim().toLowerCase() === "true",
     captureInboundPort: port("TENET_CAPTURE_INBOUND_PORT", 15006),
     captureOutboundPort: port("TENET_CAPTURE_OUTBOUND_PORT", 15002),

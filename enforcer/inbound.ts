@@ -18,6 +18,7 @@ import type { PolicySource } from "./policy.ts";
 import type { TrustStore } from "./trust.ts";
 import { ALPN_TCP, portFromServername } from "./capture.ts";
 import { handleTCP } from "./inbound-tcp.ts";
+import { ALPN_H2, createH2Inbound } from "./inbound-h2.ts";
 
 export interface Peer {
   caller?: Caller;
@@ -89,8 +90,8 @@ export function createInbound(deps: InboundDeps): https.Server {
       // where the audit record can say "expired" or "unknown CA".
       requestCert: true,
       rejectUnauthorized: false,
-      // What the caller's enforcer saw the app speak (capture.ts): HTTP/1.1, or opaque TCP.
-      ALPNProtocols: ["http/1.1", ALPN_TCP],
+      // What the caller's enforcer saw the app speak (capture.ts): HTTP/1.1, HTTP/2 (inbound-h2.ts), or opaque TCP.
+      ALPNProtocols: ["http/1.1", ALPN_H2, ALPN_TCP],
       noDelay: true,
       maxHeaderSize: cfg.maxHeaderSize,
       headersTimeout: cfg.headersTimeoutMs,
@@ -194,9 +195,11 @@ export function createInbound(deps: InboundDeps): https.Server {
     log.debug({ reason, detail, remote }, "TLS connection refused");
   };
   // The HTTP server's own listener is taken out and called here, after verification, for
-  // HTTP/1.1 only: an unverified peer is cut off before its first byte is parsed, and opaque TCP
+  // HTTP/1.1 only (h2 goes to inbound-h2.ts): an unverified peer is cut off before its first byte is parsed, and opaque TCP
   // (ALPN tenet-tcp) never reaches the HTTP parser. Verification errors: no certificate, unknown
   // CA, expired, not yet valid.
+  const h2 = createH2Inbound({ cfg, policy, trust, audit, metrics, log, peerOf, appPortOf: (s) => appPortOf(s, cfg) });
+  server.on("close", () => h2.close());
   const httpListener = server.listeners("secureConnection")[0] as (s: TLSSocket) => void;
   server.removeListener("secureConnection", httpListener);
   server.on("secureConnection", (socket: TLSSocket) => {
@@ -206,6 +209,7 @@ export function createInbound(deps: InboundDeps): https.Server {
       refusedTLS(sent ? handshakeReason({ code, message: code }) : "NoClientCertificate", sent ? code : "NO_CLIENT_CERTIFICATE", socket.remoteAddress);
       return void socket.destroy();
     }
+    if (socket.alpnProtocol === ALPN_H2) return h2.accept(socket);
     if (socket.alpnProtocol === ALPN_TCP) return handleTCP(socket, { cfg, policy, trust, audit, metrics, log, port: appPortOf(socket, cfg), peer: peerOf(socket) });
     httpListener.call(server, socket);
   });
