@@ -4,6 +4,7 @@
 // only cached and evaluated. Ratio: RSS growth / cached JSON (goal ≤ 2).
 //   BENCH_PODS (default 10000), BENCH_CONCURRENCY (default 32)
 // Runs its own control plane under .tenet/bench-memory (TENET_TEST_STATE_DIR to override).
+import { parallel } from "./_parallel.ts";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
@@ -41,25 +42,6 @@ function report(ns: string, i: number) {
   };
 }
 
-async function parallel(total: number, what: string, fn: (i: number) => Promise<unknown>) {
-  let next = 0;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < total) {
-      const i = next++;
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await fn(i);
-          break;
-        } catch (err) {
-          if (attempt >= 5) throw err;
-          await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
-        }
-      }
-      if ((i + 1) % 2000 === 0) log(`${what}: ${i + 1}/${total}`);
-    }
-  }));
-}
-
 try {
   const { kube } = await cluster();
   const kubeconfig = await operatorKubeconfig();
@@ -75,8 +57,8 @@ try {
   await removeWebhookConfigurations();
 
   log(`creating ${N} VulnerabilityReports and ${N} pods`);
-  await parallel(N, "reports", (i) => kube.create(resourcePath(VR, ns), report(ns, i)));
-  await parallel(N, "pods", (i) => kube.create(resourcePath(Resources.pods, ns), { apiVersion: "v1", kind: "Pod", metadata: { name: `svc-${i}`, labels: { app: `svc-${i}`, tier: "backend" } }, spec: { containers: [{ name: "app", image: `ghcr.io/acme/svc-${i}:1.0` }] } }));
+  await parallel(CONCURRENCY, N, "reports", log, (i) => kube.create(resourcePath(VR, ns), report(ns, i)));
+  await parallel(CONCURRENCY, N, "pods", log, (i) => kube.create(resourcePath(Resources.pods, ns), { apiVersion: "v1", kind: "Pod", metadata: { name: `svc-${i}`, labels: { app: `svc-${i}`, tier: "backend" } }, spec: { containers: [{ name: "app", image: `ghcr.io/acme/svc-${i}:1.0` }] } }));
   const pods = (await kube.list(resourcePath(Resources.pods, ns))).items;
   const reports = (await kube.list(resourcePath(VR, ns))).items;
   const jsonBytes = Buffer.byteLength(JSON.stringify(pods)) + Buffer.byteLength(JSON.stringify(reports));

@@ -4,6 +4,7 @@
 // operator's RSS against the JSON size of the objects it caches (pods + reports).
 //   BENCH_PODS (default 10000), BENCH_CHANGED (default 5% of N), BENCH_CONCURRENCY (default 32)
 // Runs its own control plane under .tenet/bench-rescan (TENET_TEST_STATE_DIR to override).
+import { parallel } from "./_parallel.ts";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
@@ -39,27 +40,6 @@ function report(ns: string, name: string, repository: string, critical: number) 
   };
 }
 
-async function parallel(n: number, total: number, what: string, fn: (i: number) => Promise<unknown>) {
-  let next = 0;
-  let done = 0;
-  const t0 = Date.now();
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (next < total) {
-      const i = next++;
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await fn(i);
-          break;
-        } catch (err) {
-          if (attempt >= 5) throw err;
-          await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
-        }
-      }
-      if (++done % 2000 === 0) log(`${what}: ${done}/${total} (${Math.round(done / ((Date.now() - t0) / 1000))}/s)`);
-    }
-  }));
-}
-
 const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
 
 try {
@@ -82,8 +62,8 @@ try {
   // 10% violating at first; BENCH_CHANGED of the clean ones turn violating later.
   const bad = (i: number) => i % 10 === 0;
   log(`creating ${N} VulnerabilityReports and ${N} pods (concurrency ${CONCURRENCY})`);
-  await parallel(CONCURRENCY, N, "reports", (i) => kube.create(resourcePath(VR, ns), report(ns, `svc-${i}`, `acme/svc-${i}`, bad(i) ? 2 : 0)));
-  await parallel(CONCURRENCY, N, "pods", (i) =>
+  await parallel(CONCURRENCY, N, "reports", log, (i) => kube.create(resourcePath(VR, ns), report(ns, `svc-${i}`, `acme/svc-${i}`, bad(i) ? 2 : 0)));
+  await parallel(CONCURRENCY, N, "pods", log, (i) =>
     kube.create(resourcePath(Resources.pods, ns), { apiVersion: "v1", kind: "Pod", metadata: { name: `svc-${i}`, labels: { app: `svc-${i}`, tier: "backend" } }, spec: { containers: [{ name: "app", image: `ghcr.io/acme/svc-${i}:1.0` }] } }),
   );
 
@@ -96,7 +76,7 @@ try {
   // Change reports while no operator runs: CHANGED clean pods turn violating.
   const flip: number[] = [];
   for (let i = 0; flip.length < CHANGED && i < N; i++) if (!bad(i)) flip.push(i);
-  await parallel(CONCURRENCY, flip.length, "report updates", async (k) => {
+  await parallel(CONCURRENCY, flip.length, "report updates", log, async (k) => {
     const i = flip[k];
     const path = resourcePath(VR, ns, `svc-${i}`);
     const cur = await kube.get(path);
