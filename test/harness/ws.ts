@@ -1,0 +1,108 @@
+// Just enough WebSocket (RFC 6455) for the enforcer tests, written here so the tests need no
+// package: an echo app that does the real handshake (Sec-WebSocket-Accept) and echoes text frames,
+// and a client side (masked frames over any duplex socket) for paths no stock client can take
+// (an explicit proxy, a chosen client certificate).
+import crypto from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+export const acceptFor = (key: string) => crypto.createHash("sha1").update(key + GUID).digest("base64");
+
+/** One frame: FIN + opcode, masked when `mask` (client to server), payload < 64 KiB. */
+export function frame(payload: string | Buffer, opts: { mask?: boolean; opcode?: number } = {}): Buffer {
+  const data = Buffer.from(payload);
+  const len = data.length < 126 ? [data.length] : [126, data.length >> 8, data.length & 0xff];
+  const head = Buffer.from([0x80 | (opts.opcode ?? 1), (opts.mask ? 0x80 : 0) | len[0], ...len.slice(1)]);
+  if (!opts.mask) return Buffer.concat([head, data]);
+  const key = crypto.randomBytes(4);
+  return Buffer.concat([head, key, Buffer.from(data.map((b, i) => b ^ key[i % 4]))]);
+}
+
+/** Frames in `buf` (complete ones), unmasked; `rest` is what is left for the next read. */
+export function parseFrames(buf: Buffer): { frames: { opcode: number; payload: Buffer }[]; rest: Buffer } {
+  const frames: { opcode: number; payload: Buffer }[] = [];
+  let off = 0;
+  while (buf.length - off >= 2) {
+    const masked = (buf[off + 1] & 0x80) !== 0;
+    let len = buf[off + 1] & 0x7f;
+    let p = off + 2;
+    if (len === 126) {
+      if (buf.length < p + 2) break;
+      len = buf.readUInt16BE(p);
+      p += 2;
+    }
+    const key = masked ? buf.subarray(p, p + 4) : undefined;
+    if (masked) p += 4;
+    if (buf.length < p + len) break;
+    const payload = Buffer.from(buf.subarray(p, p + len));
+    if (key) for (let i = 0; i < payload.length; i++) payload[i] ^= key[i % 4];
+    frames.push({ opcode: buf[off] & 0x0f, payload });
+    off = p + len;
+  }
+  return { frames, rest: buf.subarray(off) };
+}
+
+/** A WebSocket echo app (plain requests get their path and caller as JSON): answers "<caller> says <text>" to every text frame, on any path. */
+export async function wsEchoApp() {
+  const upgrades: { url: string; headers: http.IncomingHttpHeaders }[] = [];
+  const server = http.createServer((req, res) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ plain: req.url, caller: req.headers["x-tenet-caller"] ?? null })));
+  server.on("upgrade", (req, socket: Duplex) => {
+    upgrades.push({ url: req.url!, headers: req.headers });
+    const key = String(req.headers["sec-websocket-key"] ?? "");
+    if (req.url?.startsWith("/ws/refuse")) return void socket.end("HTTP/1.1 403 Forbidden\r\ncontent-length: 5\r\n\r\nnope\n");
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key)}\r\n\r\n`);
+    let buf: Buffer = Buffer.alloc(0);
+    socket.on("data", (c: Buffer) => {
+      const r = parseFrames(Buffer.concat([buf, c]));
+      buf = r.rest;
+      for (const f of r.frames) {
+        if (f.opcode === 8) return void socket.end(frame(Buffer.alloc(0), { opcode: 8 }));
+        if (f.opcode === 1) socket.write(frame(`${req.headers["x-tenet-caller"] ?? "nobody"} says ${f.payload}`));
+      }
+    });
+    socket.on("error", () => socket.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { server, port: (server.address() as AddressInfo).port, upgrades, close: () => (server.closeAllConnections(), new Promise<void>((r) => server.close(() => r()))) };
+}
+
+/** The upgrade request head (client side). */
+export function upgradeRequest(target: string, host: string, extra: Record<string, string> = {}, key = crypto.randomBytes(16).toString("base64")) {
+  const lines = [`GET ${target} HTTP/1.1`, `Host: ${host}`, "Upgrade: websocket", "Connection: Upgrade", `Sec-WebSocket-Key: ${key}`, "Sec-WebSocket-Version: 13", ...Object.entries(extra).map(([k, v]) => `${k}: ${v}`)];
+  return { head: lines.join("\r\n") + "\r\n\r\n", key };
+}
+
+/** Reads from a socket: the HTTP answer head, then frames; everything the peer sent, and whether it closed. */
+export class WireReader {
+  buf: Buffer = Buffer.alloc(0);
+  closed = false;
+  constructor(readonly socket: Duplex) {
+    socket.on("data", (c: Buffer) => (this.buf = Buffer.concat([this.buf, c])));
+    socket.on("close", () => (this.closed = true));
+    socket.on("error", () => {});
+  }
+  /** The status and head of the HTTP answer, once complete; the head is consumed. */
+  answer(): { status: number; head: string; body: string } | undefined {
+    const i = this.buf.indexOf("\r\n\r\n");
+    if (i < 0) return undefined;
+    const head = this.buf.subarray(0, i).toString("latin1");
+    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+    if (status !== 101 && !this.closed) {
+      const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? -1);
+      if (len < 0 || this.buf.length < i + 4 + len) return undefined;
+    }
+    const body = status === 101 ? "" : this.buf.subarray(i + 4).toString("utf8");
+    this.buf = status === 101 ? this.buf.subarray(i + 4) : Buffer.alloc(0);
+    return { status, head, body };
+  }
+  /** Every text frame received so far (after the answer was read). */
+  readonly texts: string[] = [];
+  frames(): string[] {
+    const r = parseFrames(this.buf);
+    this.buf = r.rest;
+    for (const f of r.frames) if (f.opcode === 1) this.texts.push(f.payload.toString());
+    return this.texts;
+  }
+}
