@@ -25,10 +25,10 @@ import { writeRefusal } from "./upgrade.ts";
 /** "host:port" or "[v6]:port" with a port; undefined for anything else (userinfo, paths, no port). */
 export function parseAuthority(s: string): { host: string; port: number } | undefined {
   if (s.length > 261) return undefined;
-  const m = /^(?:\[([0-9a-fA-F:.]{2,45})\]|([A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)):([0-9]{1,5})$/.exec(s);
+  const m = /^(?:\[([0-9a-fA-F:.]{2,45})\]|((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)):([0-9]{1,5})$/.exec(s);
   if (!m) return undefined;
   const port = Number(m[3]);
-  const host = (m[1] ?? m[2]).toLowerCase();
+  const host = (m[1] ?? m[2]).toLowerCase().replace(/\.$/, "");
   if (port < 1 || port > 65535 || (m[1] !== undefined && net.isIPv6(host) === false)) return undefined;
   return { host, port };
 }

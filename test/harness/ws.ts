@@ -48,7 +48,10 @@ export function parseFrames(buf: Buffer): { frames: { opcode: number; payload: B
 export async function wsEchoApp() {
   const upgrades: { url: string; headers: http.IncomingHttpHeaders }[] = [];
   const server = http.createServer((req, res) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ plain: req.url, caller: req.headers["x-tenet-caller"] ?? null })));
+  const open = new Set<Duplex>();
   server.on("upgrade", (req, socket: Duplex) => {
+    open.add(socket);
+    socket.on("close", () => open.delete(socket));
     upgrades.push({ url: req.url!, headers: req.headers });
     const key = String(req.headers["sec-websocket-key"] ?? "");
     if (req.url?.startsWith("/ws/refuse")) return void socket.end("HTTP/1.1 403 Forbidden\r\ncontent-length: 5\r\n\r\nnope\n");
@@ -65,7 +68,7 @@ export async function wsEchoApp() {
     socket.on("error", () => socket.destroy());
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { server, port: (server.address() as AddressInfo).port, upgrades, close: () => (server.closeAllConnections(), new Promise<void>((r) => server.close(() => r()))) };
+  return { server, port: (server.address() as AddressInfo).port, upgrades, close: () => (server.closeAllConnections(), open.forEach((s) => s.destroy()), new Promise<void>((r) => server.close(() => r()))) };
 }
 
 /** The upgrade request head (client side). */
@@ -78,23 +81,29 @@ export function upgradeRequest(target: string, host: string, extra: Record<strin
 export class WireReader {
   buf: Buffer = Buffer.alloc(0);
   closed = false;
+  private readonly onData = (c: Buffer) => (this.buf = Buffer.concat([this.buf, c]));
   constructor(readonly socket: Duplex) {
-    socket.on("data", (c: Buffer) => (this.buf = Buffer.concat([this.buf, c])));
+    socket.on("data", this.onData);
     socket.on("close", () => (this.closed = true));
     socket.on("error", () => {});
   }
-  /** The status and head of the HTTP answer, once complete; the head is consumed. */
-  answer(): { status: number; head: string; body: string } | undefined {
+  /** Stop reading (another reader, e.g. an HTTP/2 session, takes the socket over). */
+  release() {
+    this.socket.removeListener("data", this.onData);
+  }
+  /** The status and head of the HTTP answer, once complete; the head is consumed (a 101, or a 2xx to CONNECT, has no body). */
+  answer(tunnel = false): { status: number; head: string; body: string } | undefined {
     const i = this.buf.indexOf("\r\n\r\n");
     if (i < 0) return undefined;
     const head = this.buf.subarray(0, i).toString("latin1");
     const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
-    if (status !== 101 && !this.closed) {
+    const bodiless = status === 101 || (tunnel && status >= 200 && status < 300);
+    if (!bodiless && !this.closed) {
       const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? -1);
       if (len < 0 || this.buf.length < i + 4 + len) return undefined;
     }
-    const body = status === 101 ? "" : this.buf.subarray(i + 4).toString("utf8");
-    this.buf = status === 101 ? this.buf.subarray(i + 4) : Buffer.alloc(0);
+    const body = bodiless ? "" : this.buf.subarray(i + 4).toString("utf8");
+    this.buf = bodiless ? this.buf.subarray(i + 4) : Buffer.alloc(0);
     return { status, head, body };
   }
   /** Every text frame received so far (after the answer was read). */
