@@ -1,10 +1,11 @@
-// Just enough WebSocket (RFC 6455) for the enforcer tests, written here so the tests need no
+// Apps for the enforcer's tunnel tests (WebSocket, h2c, TCP echo). Just enough WebSocket (RFC 6455), written here so the tests need no
 // package: an echo app that does the real handshake (Sec-WebSocket-Accept) and echoes text frames,
 // and a client side (masked frames over any duplex socket) for paths no stock client can take
 // (an explicit proxy, a chosen client certificate).
 import crypto from "node:crypto";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import http2 from "node:http2";
+import net, { type AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -115,3 +116,42 @@ export class WireReader {
     return this.texts;
   }
 }
+
+/** An h2c app answering every stream with its path and caller, grpc-status 0. */
+export async function h2App() {
+  const server = http2.createServer();
+  server.on("stream", (stream, headers) => {
+    stream.resume();
+    stream.on("end", () => {
+      stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(JSON.stringify({ path: headers[":path"], caller: headers["x-tenet-caller"] ?? null }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** A TCP echo app ("echo: <bytes>"), on `host`. */
+export async function tcpApp(host = "127.0.0.1") {
+  const server = net.createServer((s) => s.on("data", (c) => s.write(`echo: ${c}`)).on("error", () => s.destroy()));
+  await new Promise<void>((r) => server.listen(0, host, r));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+export function grpc(session: http2.ClientHttp2Session, p: string): Promise<{ grpc: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ":method": "POST", ":path": p, "content-type": "application/grpc", te: "trailers" });
+    let h: http2.IncomingHttpHeaders = {};
+    let t: http2.IncomingHttpHeaders = {};
+    let body = "";
+    req.on("response", (x) => (h = x));
+    req.on("trailers", (x) => (t = x));
+    req.setEncoding("utf8");
+    req.on("data", (c) => (body += c));
+    req.on("end", () => resolve({ grpc: Number(t["grpc-status"] ?? h["grpc-status"]), body }));
+    req.on("error", reject);
+    req.end();
+  });
+}
+

@@ -15,47 +15,9 @@ import { createCaptureOutbound } from "../../enforcer/capture.ts";
 import { createMetrics } from "../../enforcer/metrics.ts";
 import { EnforcerProcess, killAllEnforcers, leafFor, newCA, staticDir } from "../harness/enforcer.ts";
 import { waitFor } from "../harness/exec.ts";
-import { acceptFor, frame, upgradeRequest, WireReader, wsEchoApp } from "../harness/ws.ts";
+import { acceptFor, frame, grpc, h2App, tcpApp, upgradeRequest, WireReader, wsEchoApp } from "../harness/ws.ts";
 
 const spiffe = (sa: string) => `spiffe://cluster.local/ns/shop/sa/${sa}`;
-
-/** An h2c app answering every stream with its path and caller, grpc-status 0. */
-async function h2App() {
-  const server = http2.createServer();
-  server.on("stream", (stream, headers) => {
-    stream.resume();
-    stream.on("end", () => {
-      stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
-      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-      stream.end(JSON.stringify({ path: headers[":path"], caller: headers["x-tenet-caller"] ?? null }));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
-/** A TCP echo app ("echo: <bytes>"), on `host`. */
-async function tcpApp(host = "127.0.0.1") {
-  const server = net.createServer((s) => s.on("data", (c) => s.write(`echo: ${c}`)).on("error", () => s.destroy()));
-  await new Promise<void>((r) => server.listen(0, host, r));
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
-function grpc(session: http2.ClientHttp2Session, p: string): Promise<{ grpc: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = session.request({ ":method": "POST", ":path": p, "content-type": "application/grpc", te: "trailers" });
-    let h: http2.IncomingHttpHeaders = {};
-    let t: http2.IncomingHttpHeaders = {};
-    let body = "";
-    req.on("response", (x) => (h = x));
-    req.on("trailers", (x) => (t = x));
-    req.setEncoding("utf8");
-    req.on("data", (c) => (body += c));
-    req.on("end", () => resolve({ grpc: Number(t["grpc-status"] ?? h["grpc-status"]), body }));
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 /** A socket to the explicit proxy after a CONNECT: the proxy's answer, and the socket if it said 200. */
 async function connectVia(proxyPort: number, authority: string, extra = "") {
