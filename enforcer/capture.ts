@@ -181,7 +181,7 @@ export interface CaptureOutbound {
    * Carry one connection to `dst` as if it had been captured: an explicit proxy's CONNECT tunnel
    * (connect.ts). `host` (the CONNECT authority's name) picks the route instead of a sniffed Host.
    */
-  carry(app: net.Socket, dst: { address: string; port: number }, opts: { host?: string; first?: Buffer; via: string }): void;
+  carry(app: net.Socket, dst: { address: string; port: number }, opts: { host?: string; first?: Buffer; via: string; sniffMs?: number }): void;
 }
 
 export function createCaptureOutbound(deps: CaptureDeps): CaptureOutbound {
@@ -202,7 +202,7 @@ export function createCaptureOutbound(deps: CaptureDeps): CaptureOutbound {
     carry(app, dst, { via: "capture" });
   });
 
-  function carry(app: net.Socket, dst: { address: string; port: number }, opts: { host?: string; first?: Buffer; via: string }) {
+  function carry(app: net.Socket, dst: { address: string; port: number }, opts: { host?: string; first?: Buffer; via: string; sniffMs?: number }) {
     const started = performance.now();
     const me = deps.self();
     const base = () => ({ direction: "outbound" as const, caller: me?.spiffeID, posture: me?.attributes.posture, tier: me?.attributes.tier, image: me?.attributes.image, latencyMs: Math.round((performance.now() - started) * 1000) / 1000 });
@@ -220,7 +220,7 @@ export function createCaptureOutbound(deps: CaptureDeps): CaptureOutbound {
       if (first.length >= 16 || first.includes(0x0a)) go();
     };
     // Server-first protocols (MySQL, SMTP) send nothing: after sniffMs they are opaque TCP.
-    const timer = setTimeout(go, cfg.sniffMs);
+    const timer = setTimeout(go, opts.sniffMs ?? cfg.sniffMs);
     app.on("data", onData);
     app.once("end", () => clearTimeout(timer));
     if (first && (first.length >= 16 || first.includes(0x0a))) go();

@@ -102,6 +102,7 @@ export function createConnectHandler(deps: ConnectDeps) {
     }
     log.debug({ destination: `${clip(host, 256)}:${port}`, meshed: !!r }, "CONNECT tunnel opened");
     socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-    deps.capture.carry(socket as net.Socket, { address, port }, { host: literal ? undefined : host, first: head, via: "connect" });
+    // The client speaks first only once our 200 has reached it: a little more time before "opaque TCP".
+    deps.capture.carry(socket as net.Socket, { address, port }, { host: literal ? undefined : host, first: head, via: "connect", sniffMs: Math.max(cfg.sniffMs, 1000) });
   };
 }

@@ -24,7 +24,16 @@ async function connectVia(proxyPort: number, authority: string, extra = "") {
   const s = net.connect(proxyPort, "127.0.0.1");
   const r = new WireReader(s);
   s.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${extra}\r\n`);
-  const a = await waitFor(`the proxy's answer to CONNECT ${authority}`, () => r.answer(true) ?? (r.closed ? { status: 0, head: "", body: "" } : undefined));
+  // On the answer's arrival, not on a poll: the client of a tunnel speaks at once.
+  const a = await new Promise<{ status: number; head: string; body: string }>((resolve) => {
+    const check = () => {
+      const x = r.answer(true) ?? (r.closed ? { status: 0, head: "", body: "" } : undefined);
+      if (!x) return;
+      s.removeListener("data", check).removeListener("close", check);
+      resolve(x);
+    };
+    s.on("data", check).on("close", check);
+  });
   return { ...a, socket: s, reader: r };
 }
 
