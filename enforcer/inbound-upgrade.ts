@@ -73,6 +73,7 @@ export async function inboundUpgrade(req: http.IncomingMessage, sock: Duplex, he
   deps.live?.update(socket, { protocol: "websocket" });
   const headers = upgradeHeaders(req.rawHeaders, [CALLER_HEADER, peer.caller.spiffeID], REQUEST_OVERRIDE_HEADERS);
   relayUpgrade(socket, head, false, { host: cfg.appHost, port: appPort, method, path: forwardPath(rawPath, d.path), headers: headers as unknown as http.OutgoingHttpHeaders, agent: false }, (o) => {
+    if (o.error && socket.destroyed) return record("deny", "ClientGone", 0, o);
     if (o.error) {
       log.warn({ err: o.error.message, app: destination }, "the app did not answer a WebSocket upgrade");
       record("deny", "AppUnavailable", 502, o);

@@ -16,6 +16,7 @@ import type { Metrics } from "./metrics.ts";
 import type { TrustStore } from "./trust.ts";
 import { checkUpgrade, relayUpgrade, upgradeHeaders, writeRefusal } from "./upgrade.ts";
 import type { Duplex } from "node:stream";
+import { clientErrorStatus } from "./inbound.ts";
 
 /** Why an upstream TLS connection was refused, carried on the error to pick the 502 reason. */
 class PeerRefused extends Error {
@@ -196,6 +197,17 @@ export function createOutbound(deps: OutboundDeps): Outbound {
     });
   });
   if (deps.connect) server.on("connect", deps.connect);
+  // Malformed, oversized or slow requests to the proxy (CONNECT and upgrades included): answered
+  // and audited as on the inbound port, one record per connection.
+  const answered = new WeakSet<Duplex>();
+  server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
+    if (err.code === "ECONNRESET" || err.code === "EPIPE" || answered.has(socket)) return void socket.destroy();
+    answered.add(socket);
+    const [status, reason, text] = clientErrorStatus(err);
+    audit.write({ direction: "outbound", caller: deps.self()?.spiffeID, destination: "", decision: "deny", reason, status, latencyMs: 0, detail: err.code });
+    metrics.count("outbound", "deny", reason);
+    writeRefusal(socket, status, reason, text);
+  });
 
   return {
     server,

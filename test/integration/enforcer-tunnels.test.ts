@@ -256,6 +256,8 @@ describe("enforcer: WebSocket upgrades and CONNECT tunnels between enforcers ove
     assert.equal(body.status, 400);
     const big = await connectVia(frontend.outboundPort, `127.0.0.1:${tcp.port}`, `x-big: ${"a".repeat(9000)}\r\n`);
     assert.equal(big.status, 431);
+    assert.equal(JSON.parse(big.body).error.reason, "HeadersTooLarge");
+    await waitFor("the oversized request's record", () => frontend.audit().find((r) => r.reason === "HeadersTooLarge" && r.direction === "outbound"));
     const recs = await waitFor("the records", () => {
       const r = frontend.audit().filter((x) => x.method === "CONNECT" && x.decision === "deny");
       return r.length >= 12 ? r : undefined;
