@@ -187,6 +187,8 @@ describe("enforcer: WebSocket upgrades and CONNECT tunnels between enforcers ove
       ["POST", upgradeRequest("/ws/x", "o").head.replace(/^GET/, "POST"), 400, "MalformedUpgrade"],
       ["no key", "GET /ws/x HTTP/1.1\r\nHost: o\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 400, "MalformedUpgrade"],
       ["oversized headers", upgradeRequest("/ws/x", "o", { "x-big": "a".repeat(9000) }).head, 431, "HeadersTooLarge"],
+      ["dot segments", upgradeRequest("/ws/../admin/live", "o").head, 403, "NoRuleAllows"],
+      ["a path parameter", upgradeRequest("/ws/..;/admin/live", "o").head, 400, "BadPath"],
     ];
     for (const [what, head, status, reason] of cases) {
       const { answer } = await upgradeOn(mtls(ws.port), head);
