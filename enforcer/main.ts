@@ -139,7 +139,8 @@ identity?.onChange((c) => {
 });
 trust.onBundleChange(() => retls("trust bundle changed"));
 // A pooled upstream connection was verified at its handshake: once a serial is revoked, new
-// pools re-verify every destination (inbound checks the caller on every request already).
+// pools re-verify every destination; inbound checks the caller on every request and stream, and
+// closes the revoked callers' open connections (tunnels, sessions, keep-alive, WebSockets).
 trust.onRevocationsChange(() => {
   outbound.setTLS(tlsNow());
   captureOut.recheck();
