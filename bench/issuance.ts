@@ -165,4 +165,6 @@ try {
 } finally {
   await killAllOperators();
   await stopCluster();
+  // The token files are credentials of a cluster that is gone: leave none behind.
+  rmSync(path.join(stateDir, "tokens"), { recursive: true, force: true });
 }
