@@ -64,13 +64,27 @@ export class OperatorError extends Error {
 }
 
 export class OperatorClient {
+  /**
+   * One agent per client, so the TLS sessions of its earlier requests (the policy and trust polls
+   * every few seconds) are resumed: a renewal skips the certificate exchange on both ends. Node
+   * keys cached sessions by the agent name, which includes the CA bundle (a serving-CA rotation
+   * starts afresh), drops a session whose connection failed, and skips checkServerIdentity on a
+   * resumed session — so the check lives on the agent (Node resumes nothing for a per-request
+   * check): every session in this cache comes from a full handshake that passed it.
+   */
+  private readonly agent: https.Agent;
+  /** The trust bundle parsed once per bundle, not on every request. */
+  private context?: { ca: string; secureContext: tls.SecureContext };
+
   constructor(
     private readonly trust: () => string | undefined,
     private readonly tokenFile: string,
     private readonly timeoutMs = 10_000,
     /** The operator's SPIFFE ID when known exactly (TENET_OPERATOR_SPIFFE_ID). */
     private readonly operatorSpiffeID?: string,
-  ) {}
+  ) {
+    this.agent = new https.Agent({ keepAlive: false, maxCachedSessions: 4, checkServerIdentity: (host, cert) => operatorIdentityProblem(host, cert, operatorSpiffeID) });
+  }
 
   /** The projected token, re-read every time: the kubelet rotates the file. */
   async token(): Promise<string> {
@@ -98,8 +112,11 @@ export class OperatorClient {
   private request(method: string, url: string, headers: Record<string, string>, body?: string): Promise<Fetched> {
     const ca = this.trust();
     if (!ca) return Promise.reject(new OperatorError(0, "NoTrustBundle", "no serving CA bundle (operator-ca.crt) yet: cannot verify the operator"));
+    if (this.context?.ca !== ca) this.context = { ca, secureContext: tls.createSecureContext({ ca, minVersion: "TLSv1.2" }) };
+    // `ca` stays in the options too: it names the agent's session cache.
+    const options: https.RequestOptions & tls.ConnectionOptions = { method, headers, ca, secureContext: this.context.secureContext, agent: this.agent, timeout: this.timeoutMs, minVersion: "TLSv1.2" };
     return new Promise((resolve, reject) => {
-      const req = https.request(url, { method, headers, ca, agent: false, timeout: this.timeoutMs, minVersion: "TLSv1.2", checkServerIdentity: (host, cert) => operatorIdentityProblem(host, cert, this.operatorSpiffeID) }, (res) => {
+      const req = https.request(url, options, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on("data", (c: Buffer) => {

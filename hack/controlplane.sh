@@ -11,6 +11,7 @@
 #   hack/controlplane.sh bin              prints the directory with etcd, kube-apiserver, kubectl
 #
 # State (certs, data, logs, kubeconfig) lives in $TENET_STATE_DIR (default .tenet/controlplane).
+# TENET_APISERVER_PROFILING=true serves /debug/pprof on the API server (benchmarks profile it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=hack/lib.sh
@@ -125,7 +126,7 @@ start_apiserver() {
     --api-audiences https://kubernetes.default.svc.cluster.local \
     --authorization-mode RBAC --service-cluster-ip-range 10.0.0.0/24 \
     --allow-privileged=true --endpoint-reconciler-type none \
-    --enable-priority-and-fairness=false --profiling=false \
+    --enable-priority-and-fairness=false --profiling="${TENET_APISERVER_PROFILING:-false}" \
     > "$state/apiserver.log" 2>&1 &
   echo $! > "$state/apiserver.pid"
   for _ in $(seq 1 600); do

@@ -81,7 +81,7 @@ export function createIdentity(ctx: {
   }, events);
   const caMetrics = new CAMetrics(ctx.metrics.registry, () => !!store.authorities);
   const revocations = new RevocationList(kube, log, cfg.namespace);
-  const issuance = new IssuanceStatus(kube, log);
+  const issuance = new IssuanceStatus(kube, log, (ns, name) => ctx.identities.get(`${ns}/${name}`));
 
   const controller = new Controller({
     name: "ca",
@@ -94,7 +94,12 @@ export function createIdentity(ctx: {
     controller.enqueue(`bundle/${cfg.namespace}`);
     for (const ns of new Set(ctx.identities.list().map((si) => si.metadata.namespace!))) controller.enqueue(`bundle/${ns}`);
   };
-  ctx.identities.onChange((type, si) => type !== "delete" && controller.enqueue(`bundle/${si.metadata.namespace}`));
+  // A new ServiceIdentity's namespace needs the bundle; a status write (certificatesIssued, about
+  // once a second per identity while it is being issued to) changes nothing the bundle depends on.
+  ctx.identities.onChange((type, si, old) => {
+    if (type === "delete" || (type === "update" && old?.metadata.generation === si.metadata.generation)) return;
+    controller.enqueue(`bundle/${si.metadata.namespace}`);
+  });
 
   const observe = (a: LoadedAuthorities) => {
     caMetrics.bundleSize.set(a.all.length);

@@ -4,6 +4,8 @@
 import type { Logger } from "../../common/logger.ts";
 import { isNotFound, retryOnConflict, resourcePath, Resources, type Kube } from "../../common/kube.ts";
 
+type CountedIdentity = { metadata: { resourceVersion?: string }; status?: { certificatesIssued?: number } };
+
 export class IssuanceStatus {
   private pending = new Map<string, { count: number; last: string }>();
   private timer?: NodeJS.Timeout;
@@ -12,6 +14,8 @@ export class IssuanceStatus {
   constructor(
     private readonly kube: Kube,
     private readonly log: Logger,
+    /** The informer's copy, tried first: one PATCH per flush instead of a GET and a PATCH. */
+    private readonly cached: (namespace: string, name: string) => CountedIdentity | undefined = () => undefined,
     private readonly intervalMs = 1000,
   ) {}
 
@@ -49,10 +53,11 @@ export class IssuanceStatus {
 
   private async add(namespace: string, name: string, count: number, last: string) {
     const path = resourcePath(Resources.serviceIdentities, namespace, name);
-    await retryOnConflict(async () => {
-      let si;
+    await retryOnConflict(async (attempt) => {
+      // The cached copy may lag our last write: its resourceVersion then conflicts and we read.
+      let si: CountedIdentity | undefined = attempt === 0 ? this.cached(namespace, name) : undefined;
       try {
-        si = await this.kube.get(path);
+        si ??= (await this.kube.get(path)) as CountedIdentity;
       } catch (err) {
         if (isNotFound(err)) return;
         throw err;
