@@ -10,8 +10,10 @@
 //     editor does not have: `update` on the virtual subresource `runtimerules/release`
 //     (group tenet.dev) in the pod's namespace, checked with a SubjectAccessReview for the
 //     requesting user. Removing it is always allowed.
-// Pods only; CREATE and UPDATE. The ValidatingWebhookConfiguration sends metadata-only updates
-// when they touch one of these keys (webhook-config.ts).
+// Pods only; CREATE and UPDATE, of the pod itself and of its status and ephemeralcontainers
+// subresources (an update through pods/status may change labels and annotations too). The
+// ValidatingWebhookConfiguration sends metadata-only updates when they touch one of these keys
+// (webhook-config.ts).
 import type { AdmissionRequest, AdmissionResult } from "./review.ts";
 import { CERTIFICATES_ANNOTATION, DETAIL_ANNOTATION, POSTURE_LABEL, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION, SIGNAL_ANNOTATION } from "../common/names.ts";
 
@@ -32,7 +34,7 @@ export interface ProtectDeps {
 }
 
 export async function protectTenetMetadata(req: AdmissionRequest, deps: ProtectDeps): Promise<AdmissionResult | undefined> {
-  if (req.kind.kind !== "Pod" || req.resource.resource !== "pods" || req.subResource) return undefined;
+  if (req.kind.kind !== "Pod" || req.resource.resource !== "pods") return undefined;
   if (req.operation !== "CREATE" && req.operation !== "UPDATE") return undefined;
   const user = req.userInfo ?? {};
   if (deps.isTenet(user.username)) return undefined;

@@ -71,6 +71,9 @@ export function desiredWebhookConfigurations(ep: WebhookEndpoint, tenetNamespace
         clientConfig: clientConfig(ep, "/validate"),
         rules: [
           { apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE", "UPDATE"], resources: ["pods", "pods/ephemeralcontainers"], scope: "Namespaced" },
+          // A merge patch through pods/status changes labels and annotations as well. The kubelet's
+          // status writes leave spec and Tenet's keys alone, so matchConditions keep them away.
+          { apiGroups: [""], apiVersions: ["v1"], operations: ["UPDATE"], resources: ["pods/status"], scope: "Namespaced" },
           { apiGroups: ["apps"], apiVersions: ["v1"], operations: ["CREATE", "UPDATE"], resources: ["deployments", "statefulsets", "daemonsets", "replicasets"], scope: "Namespaced" },
           { apiGroups: ["batch"], apiVersions: ["v1"], operations: ["CREATE", "UPDATE"], resources: ["jobs", "cronjobs"], scope: "Namespaced" },
         ],

@@ -94,6 +94,9 @@ describe("quarantine guard: the pod's owner cannot undo a quarantine (real API s
     await assert.rejects(editor.patch(podPath("q-0"), "merge", { metadata: { labels: { "tenet.dev/quarantined": null } } }), only);
     await assert.rejects(editor.patch(podPath("q-0"), "merge", { metadata: { labels: { "tenet.dev/posture": "clean" } } }), only);
     await assert.rejects(editor.patch(podPath("q-0"), "merge", { metadata: { annotations: { "tenet.dev/released": "0123456789abcdef" } } }), only);
+    // Not through the status subresource either (a merge patch there changes labels too); even an
+    // administrator is refused: only Tenet writes these keys.
+    await assert.rejects(kube.patch(resourcePath(Resources.pods, ns, "q-0", "status"), "merge", { metadata: { labels: { "tenet.dev/quarantined": null } } }), only);
     // Other metadata stays the editor's to change, and the pod is still quarantined.
     await editor.patch(podPath("q-0"), "merge", { metadata: { labels: { team: "shop" } } });
     assert.equal((await getPod("q-0")).metadata.labels["tenet.dev/quarantined"], "true");

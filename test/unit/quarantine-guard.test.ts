@@ -39,6 +39,18 @@ describe("quarantine guard: Tenet's pod metadata (issue 11 item 4)", () => {
     }
   });
 
+  it("guards the same keys on updates through pods/status and pods/ephemeralcontainers", async () => {
+    const after = podMeta({ "tenet.dev/posture": "clean" }, quarantined.metadata.annotations);
+    for (const subResource of ["status", "ephemeralcontainers"]) {
+      const r = await protectTenetMetadata({ ...update(quarantined, after), subResource }, deps());
+      assert.equal(r?.allowed, false, subResource);
+      assert.match(r!.message!, /only Tenet's own ServiceAccount/);
+    }
+    const status = desiredWebhookConfigurations({ service: { namespace: "tenet-system", name: "tenet-operator", port: 443 }, caBundlePEM: "x", timeoutSeconds: 5 }, "tenet-system")
+      .validating.webhooks[0].rules.find((r: any) => r.resources.includes("pods/status"));
+    assert.deepEqual(status?.operations, ["UPDATE"], "pods/status updates reach the webhook");
+  });
+
   it("lets anyone change other metadata, and quarantine a pod by hand", async () => {
     assert.equal(await protectTenetMetadata(update(quarantined, podMeta({ ...quarantined.metadata.labels, team: "x" }, quarantined.metadata.annotations)), deps()), undefined);
     assert.equal(await protectTenetMetadata(update(podMeta(), podMeta({ "tenet.dev/quarantined": "true" })), deps()), undefined);
