@@ -1,11 +1,12 @@
-// load.js URL SECONDS CONNECTIONS [RATE]: the real-node benchmark's load generator (bench/
+// load.js URL SECONDS CONNECTIONS [RATE] [WARMUP]: the real-node benchmark's load generator (bench/
 // enforcer-node.ts), run inside a pod. Plain HTTP/1.1 GETs on CONNECTIONS keep-alive connections
 // (an unmodified app: under capture its enforcer carries them). With RATE: a steady schedule of
-// RATE requests/s (never a burst after a stall), else as fast as the connections go. Warms up
-// first (not measured). Prints one JSON line: requests, errors, rps, p50 and p99 in ms.
+// RATE requests/s (never a burst after a stall), else as fast as the connections go (RATE 0).
+// First WARMUP requests per connection (default 200), not measured. Prints one JSON line:
+// requests, warm-up requests, errors, seconds, rps, p50 and p99 in ms.
 const http = require('http');
 const { createHistogram } = require('perf_hooks');
-const [url, seconds, connections, rate] = process.argv.slice(2);
+const [url, seconds, connections, rate, warmup] = process.argv.slice(2);
 const SECONDS = Number(seconds || 3), CONNS = Number(connections || 10), RATE = Number(rate || 0);
 const u = new URL(url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONNS });
@@ -40,12 +41,13 @@ async function fixedRate(h) {
   return total;
 }
 (async () => {
-  for (let i = 0; i < 200; i++) await Promise.all(Array.from({ length: CONNS }, once));
+  const WARMUP = Number(warmup ?? 200);
+  for (let i = 0; i < WARMUP; i++) await Promise.all(Array.from({ length: CONNS }, once));
   errors = 0;
   const h = createHistogram();
   const t0 = performance.now();
   const n = RATE ? await fixedRate(h) : await fullSpeed(h);
   const elapsed = (performance.now() - t0) / 1000;
-  console.log(JSON.stringify({ requests: n, errors, seconds: elapsed, rps: n / elapsed, p50: h.percentile(50) / 1000, p99: h.percentile(99) / 1000 }));
+  console.log(JSON.stringify({ requests: n, warmup: WARMUP * CONNS, errors, seconds: elapsed, rps: n / elapsed, p50: h.percentile(50) / 1000, p99: h.percentile(99) / 1000 }));
   process.exit(errors ? 1 : 0);
 })();
