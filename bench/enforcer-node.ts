@@ -97,7 +97,8 @@ try {
     const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
     return (Number(f[11]) + Number(f[12])) / ticksPerSecond; // utime, stime (fields 14, 15)
   };
-  const rssMB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+  // VmRSS = RssAnon (heap, stacks: the process's own) + RssFile (the node binary's mapped pages, shareable).
+  const rssMB = (pid: number, field = "VmRSS") => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 
   type Result = { requests: number; warmup: number; errors: number; seconds: number; rps: number; p50: number; p99: number };
   const load = async (t: Target, rate: number, warmup = 20): Promise<Result> => {
@@ -112,6 +113,7 @@ try {
   const rps: Record<Target, number[]> = { direct: [], mesh: [] };
   const cpu: Record<Side, number[]> = { client: [], server: [] };
   const rss: Record<Side, number> = { client: 0, server: 0 };
+  const anon: Record<Side, number> = { client: 0, server: 0 };
   for (let r = 1; r <= ROUNDS; r++) {
     const order: Target[] = r % 2 ? ["direct", "mesh"] : ["mesh", "direct"];
     for (const t of order) {
@@ -122,7 +124,10 @@ try {
       if (t === "mesh") for (const s of ["client", "server"] as Side[]) cpu[s].push(((cpuSeconds(enforcers[s]) - before[s]) / (res.requests + res.warmup)) * 1000);
     }
     for (const t of order) rps[t].push((await load(t, 0)).rps);
-    for (const s of ["client", "server"] as Side[]) rss[s] = Math.max(rss[s], rssMB(enforcers[s]));
+    for (const s of ["client", "server"] as Side[]) {
+      rss[s] = Math.max(rss[s], rssMB(enforcers[s]));
+      anon[s] = Math.max(anon[s], rssMB(enforcers[s], "RssAnon"));
+    }
     const f = (x: number) => x.toFixed(3);
     console.log(
       `round ${r}/${ROUNDS}: ${RATE} rps p50/p99 ms direct ${f(lat.direct[r - 1].p50)}/${f(lat.direct[r - 1].p99)}, mesh ${f(lat.mesh[r - 1].p50)}/${f(lat.mesh[r - 1].p99)}; ` +
@@ -139,10 +144,12 @@ try {
   const addedP99 = r3(median(lat.mesh.map((l) => l.p99)) - median(lat.direct.map((l) => l.p99)));
   const ratio = r3(median(rps.mesh.map((x, i) => x / rps.direct[i])));
   const cpuPer1000 = { client: r3(median(cpu.client)), server: r3(median(cpu.server)) };
-  const rssOut = { client: Math.round(rss.client * 10) / 10, server: Math.round(rss.server * 10) / 10 };
+  const r1 = (x: number) => Math.round(x * 10) / 10;
+  const rssOut = { client: r1(rss.client), server: r1(rss.server) };
+  const anonOut = { client: r1(anon.client), server: r1(anon.server) };
   console.log(
     `with capture on the node: throughput ratio ${ratio} (goal >= 0.5); added at ${RATE} rps p50 +${addedP50} ms (goal <= 0.3), p99 +${addedP99} ms (goal <= 1); ` +
-      `enforcer CPU per 1,000 rps ${cpuPer1000.client} / ${cpuPer1000.server} core (client / server, goal <= 0.2), RSS ${rssOut.client} / ${rssOut.server} MB (goal <= 60); load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`,
+      `enforcer CPU per 1,000 rps ${cpuPer1000.client} / ${cpuPer1000.server} core (client / server, goal <= 0.2), RSS ${rssOut.client} / ${rssOut.server} MB (goal <= 60; anonymous ${anonOut.client} / ${anonOut.server}); load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`,
   );
   console.log(
     JSON.stringify({
@@ -156,6 +163,7 @@ try {
         meshRps: Math.round(median(rps.mesh)),
         enforcerCpuCoresPer1000Rps: cpuPer1000,
         enforcerRssMB: rssOut,
+        enforcerRssAnonMB: anonOut,
         latencyMs: lat,
         rate: RATE,
         connections: CONNECTIONS,
