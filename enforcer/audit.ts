@@ -32,6 +32,10 @@ export interface AuditRecord {
   grpcStatus?: number;
   /** Outbound over mTLS: the SPIFFE ID the destination presented. */
   peer?: string;
+  /** Long-lived connections (WebSocket, CONNECT tunnel, a closure on revocation): bytes each way after the upgrade, and how long it was open. */
+  bytesIn?: number;
+  bytesOut?: number;
+  durationMs?: number;
 }
 
 export interface Audit {

@@ -60,7 +60,8 @@ export interface CaptureDeps {
   audit: Audit;
   metrics: Metrics;
   log: Logger;
-  origDst: OrigDstFn;
+  /** The kernel's answer for a redirected connection; undefined when capture is off (CONNECT tunnels only). */
+  origDst?: OrigDstFn;
   self: () => { spiffeID: string; attributes: Record<string, string> } | undefined;
 }
 
@@ -75,7 +76,7 @@ export function createCaptureInbound(deps: CaptureDeps): net.Server {
   return net.createServer({ noDelay: true }, (sock) => {
     const started = performance.now();
     sock.on("error", () => sock.destroy());
-    const dst = deps.origDst(sock);
+    const dst = deps.origDst?.(sock);
     const source = sock.remoteAddress;
     const mode = deps.mesh()?.inbound ?? "strict";
     const record = (rec: Partial<AuditRecord> & Pick<AuditRecord, "decision" | "reason">) => {
@@ -176,6 +177,11 @@ export interface CaptureOutbound {
   setTLS(t: { key: string; cert: string; ca: string }): void;
   /** Close tunnels whose destination's certificate is now revoked. */
   recheck(): void;
+  /**
+   * Carry one connection to `dst` as if it had been captured: an explicit proxy's CONNECT tunnel
+   * (connect.ts). `host` (the CONNECT authority's name) picks the route instead of a sniffed Host.
+   */
+  carry(app: net.Socket, dst: { address: string; port: number }, opts: { host?: string; first?: Buffer; via: string; sniffMs?: number }): void;
 }
 
 export function createCaptureOutbound(deps: CaptureDeps): CaptureOutbound {
@@ -185,18 +191,23 @@ export function createCaptureOutbound(deps: CaptureDeps): CaptureOutbound {
   const tunnels = new Map<tls.TLSSocket, string>();
 
   const server = net.createServer({ noDelay: true }, (app) => {
-    const started = performance.now();
     app.on("error", () => app.destroy());
-    const dst = deps.origDst(app);
-    const me = deps.self();
-    const base = () => ({ direction: "outbound" as const, caller: me?.spiffeID, posture: me?.attributes.posture, tier: me?.attributes.tier, image: me?.attributes.image, latencyMs: Math.round((performance.now() - started) * 1000) / 1000 });
+    const dst = deps.origDst?.(app);
     if (!dst || (own.has(dst.port) && (dst.address === app.localAddress || dst.address.startsWith("127.")))) {
-      audit.write({ ...base(), destination: dst ? `${dst.address}:${dst.port}` : "", decision: "deny", reason: "NotCaptured", status: 0, detail: "a direct connection to the capture port" });
+      const me = deps.self();
+      audit.write({ direction: "outbound", caller: me?.spiffeID, latencyMs: 0, destination: dst ? `${dst.address}:${dst.port}` : "", decision: "deny", reason: "NotCaptured", status: 0, detail: "a direct connection to the capture port" });
       metrics.count("outbound", "deny", "NotCaptured");
       return void app.destroy();
     }
-    const destination = `${dst.address}:${dst.port}`;
-    let first: Buffer | undefined;
+    carry(app, dst, { via: "capture" });
+  });
+
+  function carry(app: net.Socket, dst: { address: string; port: number }, opts: { host?: string; first?: Buffer; via: string; sniffMs?: number }) {
+    const started = performance.now();
+    const me = deps.self();
+    const base = () => ({ direction: "outbound" as const, caller: me?.spiffeID, posture: me?.attributes.posture, tier: me?.attributes.tier, image: me?.attributes.image, latencyMs: Math.round((performance.now() - started) * 1000) / 1000 });
+    const destination = clip(opts.host ? `${opts.host}:${dst.port}` : `${dst.address}:${dst.port}`, 256)!;
+    let first: Buffer | undefined = opts.first?.length ? opts.first : undefined;
     const go = () => {
       app.pause();
       app.removeListener("data", onData);
@@ -209,16 +220,19 @@ export function createCaptureOutbound(deps: CaptureDeps): CaptureOutbound {
       if (first.length >= 16 || first.includes(0x0a)) go();
     };
     // Server-first protocols (MySQL, SMTP) send nothing: after sniffMs they are opaque TCP.
-    const timer = setTimeout(go, cfg.sniffMs);
+    const timer = setTimeout(go, opts.sniffMs ?? cfg.sniffMs);
     app.on("data", onData);
     app.once("end", () => clearTimeout(timer));
+    if (first && (first.length >= 16 || first.includes(0x0a))) go();
 
     function handle(bytes: Buffer) {
       const s = sniff(bytes);
-      const host = s.host ? clip(s.host, 256) : undefined;
+      // A CONNECT tunnel is to its authority: a Host header inside it does not pick the route.
+      const host = opts.host ?? (s.host ? clip(s.host, 256) : undefined);
       const mesh = deps.mesh();
-      const r = route(dst!, host, mesh, cfg.peers, cfg.peerPort);
-      const rec = { destination, method: s.method, path: s.path === undefined ? undefined : clip(s.path, 512), protocol: s.protocol, ...(host ? { detail: `host ${host}` } : {}) };
+      const r = route(dst, host, mesh, cfg.peers, cfg.peerPort);
+      const detail = opts.via === "connect" ? `CONNECT ${destination}` : host ? `host ${host}` : undefined;
+      const rec = { destination, method: s.method, path: s.path === undefined ? undefined : clip(s.path, 512), protocol: s.protocol, ...(detail ? { detail } : {}) };
       const refuse = (reason: string, message: string, status = 502) => {
         audit.write({ ...base(), ...rec, decision: "deny", reason, status: s.protocol === "http/1.1" ? status : 0 });
         metrics.count("outbound", "deny", reason);
@@ -227,7 +241,7 @@ export function createCaptureOutbound(deps: CaptureDeps): CaptureOutbound {
       };
       if (!r) {
         if ((mesh?.egress ?? "allow") === "deny") return refuse("EgressDenied", `${destination} is not in the mesh and this workload's egress is deny`, 403);
-        const up = net.connect({ host: dst!.address, port: dst!.port, noDelay: true });
+        const up = net.connect({ host: dst.address, port: dst.port, noDelay: true });
         up.once("connect", () => {
           audit.write({ ...base(), ...rec, decision: "allow", reason: "PassThrough", status: 0 });
           metrics.count("outbound", "allow", "PassThrough");
@@ -270,7 +284,7 @@ export function createCaptureOutbound(deps: CaptureDeps): CaptureOutbound {
         refuse(reason, reason === "DestinationUnavailable" ? `the destination's enforcer did not answer: ${err.message}` : err.message);
       });
     }
-  });
+  }
 
   return {
     server,
@@ -280,5 +294,6 @@ export function createCaptureOutbound(deps: CaptureDeps): CaptureOutbound {
     recheck() {
       for (const [s, serial] of tunnels) if (serial && trust.isRevoked(serial)) s.destroy();
     },
+    carry,
   };
 }

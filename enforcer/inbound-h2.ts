@@ -16,6 +16,7 @@ import type { Metrics } from "./metrics.ts";
 import type { PolicySource } from "./policy.ts";
 import type { TrustStore } from "./trust.ts";
 import { forwardPath, type Peer } from "./inbound.ts";
+import type { LiveConnections } from "./live-connections.ts";
 
 export const ALPN_H2 = "h2";
 
@@ -90,6 +91,7 @@ export interface H2Deps {
   log: Logger;
   peerOf: (s: TLSSocket) => Peer;
   appPortOf: (s: TLSSocket) => number;
+  live?: LiveConnections;
 }
 
 export function createH2Inbound(deps: H2Deps) {
@@ -104,7 +106,11 @@ export function createH2Inbound(deps: H2Deps) {
   const sockets = new WeakMap<object, TLSSocket>();
   let accepting: TLSSocket | undefined;
   server.on("session", (session) => {
-    if (accepting) sockets.set(session, accepting);
+    if (accepting) {
+      sockets.set(session, accepting);
+      // A revoked caller's session ends at once: GOAWAY INADEQUATE_SECURITY, open streams reset.
+      deps.live?.update(accepting, { protocol: "h2", close: () => session.destroy(new Error("the caller's certificate is no longer valid"), http2.constants.NGHTTP2_INADEQUATE_SECURITY) });
+    }
     // Idle sessions end with a GOAWAY, as idle HTTP/1.1 keep-alive connections are closed.
     session.setTimeout(cfg.keepAliveTimeoutMs, () => session.close());
     session.on("error", () => session.destroy());

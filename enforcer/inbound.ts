@@ -19,6 +19,8 @@ import type { TrustStore } from "./trust.ts";
 import { ALPN_TCP, portFromServername } from "./capture.ts";
 import { handleTCP } from "./inbound-tcp.ts";
 import { ALPN_H2, createH2Inbound } from "./inbound-h2.ts";
+import { inboundUpgrade } from "./inbound-upgrade.ts";
+import type { LiveConnections } from "./live-connections.ts";
 
 export interface Peer {
   caller?: Caller;
@@ -35,6 +37,8 @@ export interface InboundDeps {
   metrics: Metrics;
   log: Logger;
   tls: { key: string; cert: string; ca: string };
+  /** Open connections by caller, closed when the caller is revoked (live-connections.ts). */
+  live?: LiveConnections;
 }
 
 const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };
@@ -198,7 +202,8 @@ export function createInbound(deps: InboundDeps): https.Server {
   // HTTP/1.1 only (h2 goes to inbound-h2.ts): an unverified peer is cut off before its first byte is parsed, and opaque TCP
   // (ALPN tenet-tcp) never reaches the HTTP parser. Verification errors: no certificate, unknown
   // CA, expired, not yet valid.
-  const h2 = createH2Inbound({ cfg, policy, trust, audit, metrics, log, peerOf, appPortOf: (s) => appPortOf(s, cfg) });
+  const { live } = deps;
+  const h2 = createH2Inbound({ cfg, policy, trust, audit, metrics, log, peerOf, appPortOf: (s) => appPortOf(s, cfg), live });
   server.on("close", () => h2.close());
   const httpListener = server.listeners("secureConnection")[0] as (s: TLSSocket) => void;
   server.removeListener("secureConnection", httpListener);
@@ -209,10 +214,14 @@ export function createInbound(deps: InboundDeps): https.Server {
       refusedTLS(sent ? handshakeReason({ code, message: code }) : "NoClientCertificate", sent ? code : "NO_CLIENT_CERTIFICATE", socket.remoteAddress);
       return void socket.destroy();
     }
+    const peer = peerOf(socket);
+    live?.add(socket, { serial: peer.serial, notAfterMs: peer.notAfterMs, caller: peer.caller?.spiffeID, destination: destinationOf(socket), protocol: socket.alpnProtocol === ALPN_TCP ? "tcp" : socket.alpnProtocol || "http/1.1", close: () => socket.destroy() });
     if (socket.alpnProtocol === ALPN_H2) return h2.accept(socket);
     if (socket.alpnProtocol === ALPN_TCP) return handleTCP(socket, { cfg, policy, trust, audit, metrics, log, port: appPortOf(socket, cfg), peer: peerOf(socket) });
     httpListener.call(server, socket);
   });
+  // WebSocket (and refused h2c) upgrades: decided like a request before anything reaches the app.
+  server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void inboundUpgrade(req, socket, head, { cfg, policy, trust, audit, metrics, log, live }));
   // Handshakes that fail earlier (a client that sends no certificate at all under TLS 1.3 ends
   // here, as do clients that abort the handshake).
   server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {

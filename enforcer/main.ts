@@ -17,10 +17,12 @@ import { createMetrics, healthServer } from "./metrics.ts";
 import { OperatorClient, OperatorTrust } from "./operator-client.ts";
 import { createOutbound } from "./outbound.ts";
 import { createCaptureInbound, createCaptureOutbound } from "./capture.ts";
+import { createConnectHandler } from "./connect.ts";
 import { loadOrigDst, type OrigDstFn } from "./origdst.ts";
 import { appHealthHandler } from "./probes.ts";
 import { PolicySource } from "./policy.ts";
 import { TrustStore } from "./trust.ts";
+import { LiveConnections } from "./live-connections.ts";
 
 const log = createLogger("tenet-enforcer");
 
@@ -105,20 +107,29 @@ metrics.certificateExpiry.set(creds!.notAfter.getTime() / 1000);
 await policy.refresh();
 
 const tlsNow = () => ({ key: creds!.keyPem, cert: creds!.certPem, ca: trust.bundle! });
-const inbound = createInbound({ cfg, policy, trust, audit, metrics, log: log.child({ component: "inbound" }), tls: tlsNow() });
-const outbound = createOutbound({ cfg, trust, audit, metrics, log: log.child({ component: "outbound" }), self: () => creds && { spiffeID: creds.spiffeID, attributes: creds.attributes } });
-outbound.setTLS(tlsNow());
+const live = new LiveConnections(audit, metrics);
+const inbound = createInbound({ cfg, policy, trust, audit, metrics, log: log.child({ component: "inbound" }), tls: tlsNow(), live });
+// Callers revoked (or expired) while connected: their open connections are closed, not only refused at the next request.
+const sweepLive = () => {
+  const closed = live.sweep((s) => trust.isRevoked(s));
+  if (closed) log.info({ closed, open: live.size }, "closed open connections of revoked or expired callers");
+};
 const self = () => creds && { spiffeID: creds.spiffeID, attributes: creds.attributes };
-const captureDeps = origDst && { cfg, mesh: () => policy.mesh, trust, audit, metrics, log: log.child({ component: "capture" }), origDst, self };
-const captureIn = captureDeps && createCaptureInbound(captureDeps);
-const captureOut = captureDeps && createCaptureOutbound(captureDeps);
-captureOut?.setTLS(tlsNow());
+const captureDeps = { cfg, mesh: () => policy.mesh, trust, audit, metrics, log: log.child({ component: "capture" }), origDst, self };
+const captureIn = origDst && createCaptureInbound(captureDeps);
+// Also without capture: the explicit proxy's CONNECT tunnels are carried as captured connections.
+const captureOut = createCaptureOutbound(captureDeps);
+captureOut.setTLS(tlsNow());
+const listening = () => [inbound, outbound.server, health, captureIn, captureOut.server].map((s) => (s?.address() as AddressInfo | null)?.port ?? 0);
+const connect = createConnectHandler({ cfg, mesh: () => policy.mesh, audit, metrics, log: log.child({ component: "connect" }), capture: captureOut, self, ownPorts: listening });
+const outbound = createOutbound({ cfg, trust, audit, metrics, log: log.child({ component: "outbound" }), self, connect: (req, socket, head) => void connect(req, socket, head) });
+outbound.setTLS(tlsNow());
 
 // A new certificate or bundle replaces the TLS context; open connections are not dropped.
 const retls = (why: string) => {
   inbound.setSecureContext(tlsOptions(tlsNow()));
   outbound.setTLS(tlsNow());
-  captureOut?.setTLS(tlsNow());
+  captureOut.setTLS(tlsNow());
   log.info({ why, spiffeID: creds!.spiffeID, serial: creds!.serial }, "TLS context replaced");
 };
 identity?.onChange((c) => {
@@ -128,10 +139,12 @@ identity?.onChange((c) => {
 });
 trust.onBundleChange(() => retls("trust bundle changed"));
 // A pooled upstream connection was verified at its handshake: once a serial is revoked, new
-// pools re-verify every destination (inbound checks the caller on every request already).
+// pools re-verify every destination; inbound checks the caller on every request and stream, and
+// closes the revoked callers' open connections (tunnels, sessions, keep-alive, WebSockets).
 trust.onRevocationsChange(() => {
   outbound.setTLS(tlsNow());
-  captureOut?.recheck();
+  captureOut.recheck();
+  sweepLive();
   log.info({ revoked: trust.revokedCount }, "revocation list changed: outbound connections re-verify their peers");
   // Our own certificate revoked (quarantine): ask for a new one, which the CA refuses until
   // the pod is released; peers refuse the revoked one meanwhile.
@@ -151,10 +164,10 @@ const outboundPort = await listen(outbound.server, cfg.outboundPort, cfg.outboun
 // Inbound capture on every address (PREROUTING REDIRECT keeps the pod IP); outbound on
 // 127.0.0.1, where OUTPUT REDIRECT sends the app's connections.
 const captureInboundPort = captureIn && (await listen(captureIn, cfg.captureInboundPort, "0.0.0.0"));
-const captureOutboundPort = captureOut && (await listen(captureOut.server, cfg.captureOutboundPort, "127.0.0.1"));
+const captureOutboundPort = origDst && (await listen(captureOut.server, cfg.captureOutboundPort, "127.0.0.1"));
 log.info({ spiffeID: creds!.spiffeID, inboundPort, outboundPort, healthPort, capture: cfg.capture ? { inbound: captureInboundPort, outbound: captureOutboundPort, probes: [...cfg.appProbes.keys()] } : false, app: `${cfg.appHost}:${cfg.appPort}`, peers: [...cfg.peers.keys()], policyVersion: policy.version }, "enforcer listening");
 
-const trustRefresher = setInterval(() => void refreshOperatorTrust().then(() => trust.refresh()).then(() => metrics.revoked.set(trust.revokedCount)), cfg.trustRefreshMs);
+const trustRefresher = setInterval(() => void refreshOperatorTrust().then(() => trust.refresh()).then(() => metrics.revoked.set(trust.revokedCount)).then(sweepLive), cfg.trustRefreshMs);
 trustRefresher.unref();
 const refresher = setInterval(() => void policy.refresh(), cfg.refreshMs);
 refresher.unref();
@@ -173,7 +186,7 @@ const shutdown = (signal: string) => {
   inbound.closeIdleConnections();
   outbound.close();
   captureIn?.close();
-  captureOut?.server.close();
+  if (origDst) captureOut.server.close();
   health.close();
   const done = () => {
     audit.flush();

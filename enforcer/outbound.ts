@@ -14,6 +14,9 @@ import { forwardHeaders, parseProxyTarget, spiffeFromAltNames } from "./headers.
 import { clip } from "../common/bounded.ts";
 import type { Metrics } from "./metrics.ts";
 import type { TrustStore } from "./trust.ts";
+import { checkUpgrade, relayUpgrade, upgradeHeaders, writeRefusal } from "./upgrade.ts";
+import type { Duplex } from "node:stream";
+import { clientErrorStatus } from "./inbound.ts";
 
 /** Why an upstream TLS connection was refused, carried on the error to pick the 502 reason. */
 class PeerRefused extends Error {
@@ -32,6 +35,8 @@ export interface OutboundDeps {
   metrics: Metrics;
   log: Logger;
   self: () => { spiffeID: string; attributes: Record<string, string> } | undefined;
+  /** CONNECT tunnels (connect.ts): carried like a captured connection to that destination. */
+  connect?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
 export interface Outbound {
@@ -118,7 +123,7 @@ export function createOutbound(deps: OutboundDeps): Outbound {
         res.writeHead(code, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
       };
 
-      if (method === "CONNECT") return refuse(405, "TunnelNotSupported", "CONNECT tunnels cannot be verified; send absolute-form http:// requests to the proxy");
+      if (method === "CONNECT") return refuse(405, "TunnelNotSupported", "CONNECT tunnels are not enabled on this enforcer; send absolute-form http:// requests to the proxy");
       if (!target) return refuse(400, "NotAProxyRequest", 'send absolute-form requests: "GET http://host:port/path"');
       const found = lookup(target.host, target.port);
       if (!found) return refuse(502, "UnknownDestination", `no expected identity is configured for ${destination} (TENET_PEERS)`);
@@ -157,6 +162,52 @@ export function createOutbound(deps: OutboundDeps): Outbound {
       req.pipe(up);
     },
   );
+
+  // WebSocket through the proxy ("GET http://host/ws" + Upgrade): to the destination's enforcer
+  // like any request (which authorizes it), the 101 relayed, then bytes both ways (upgrade.ts).
+  server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const started = performance.now();
+    socket.on("error", () => socket.destroy());
+    const target = parseProxyTarget(req.url ?? "");
+    const me = deps.self();
+    const destination = target ? clip(`${target.host}:${target.port}`, 256)! : "";
+    const record = (decision: "allow" | "deny", reason: string, status: number, o?: { latencyMs: number; bytesIn: number; bytesOut: number; durationMs: number }) => {
+      audit.write({
+        direction: "outbound", caller: me?.spiffeID, posture: me?.attributes.posture, tier: me?.attributes.tier, image: me?.attributes.image, destination, method: req.method,
+        path: target ? auditPath(target.path) : undefined, decision, reason, status, protocol: "websocket", latencyMs: o?.latencyMs ?? Math.round((performance.now() - started) * 1000) / 1000,
+        ...(o && status === 101 ? { bytesIn: o.bytesIn, bytesOut: o.bytesOut, durationMs: o.durationMs } : {}),
+      });
+      metrics.count("outbound", decision, reason);
+    };
+    const refuse = (status: number, reason: string, message: string) => (record("deny", reason, status), writeRefusal(socket, status, reason, message));
+    const bad = checkUpgrade(req);
+    if (bad) return refuse(bad.status, bad.reason, bad.message);
+    if (!target) return refuse(400, "NotAProxyRequest", 'send absolute-form requests: "GET http://host:port/path"');
+    const found = lookup(target.host, target.port);
+    if (!found) return refuse(502, "UnknownDestination", `no expected identity is configured for ${destination} (TENET_PEERS)`);
+    if (!context) return refuse(503, "NoCertificate", "the enforcer has no certificate yet");
+    const address = found.peer.address ?? { host: target.host, port: cfg.peerPort };
+    const options = { host: address.host, port: address.port, method: "GET", path: target.path, headers: upgradeHeaders(req.rawHeaders) as unknown as http.OutgoingHttpHeaders, agent: agentFor(found.key, found.peer), servername: tlsServername(address.host) };
+    relayUpgrade(socket, head, true, options, (o) => {
+      if (!o.error) return record("allow", "Forwarded", o.status, o);
+      const err = o.error as Error & { code?: string };
+      const why = err instanceof PeerRefused ? err.reason : /CERT|certificate|SSL|TLS|self.signed|issuer/i.test(`${err.code} ${err.message}`) ? "PeerUntrusted" : "DestinationUnavailable";
+      log.warn({ destination, reason: why, err: err.message }, "outbound WebSocket upgrade refused");
+      refuse(502, why, err.message);
+    });
+  });
+  if (deps.connect) server.on("connect", deps.connect);
+  // Malformed, oversized or slow requests to the proxy (CONNECT and upgrades included): answered
+  // and audited as on the inbound port, one record per connection.
+  const answered = new WeakSet<Duplex>();
+  server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
+    if (err.code === "ECONNRESET" || err.code === "EPIPE" || answered.has(socket)) return void socket.destroy();
+    answered.add(socket);
+    const [status, reason, text] = clientErrorStatus(err);
+    audit.write({ direction: "outbound", caller: deps.self()?.spiffeID, destination: "", decision: "deny", reason, status, latencyMs: 0, detail: err.code });
+    metrics.count("outbound", "deny", reason);
+    writeRefusal(socket, status, reason, text);
+  });
 
   return {
     server,
