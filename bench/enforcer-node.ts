@@ -93,9 +93,10 @@ try {
   const enforcers = { client: enforcerPid(podUID["mesh/load"]), server: enforcerPid(podUID["mesh/server"]) };
   type Side = keyof typeof enforcers;
   const ticksPerSecond = 100; // USER_HZ on Linux
-  const cpuSeconds = (pid: number) => {
+  /** [user, system] CPU seconds of a process (utime, stime: fields 14 and 15 of /proc/PID/stat). */
+  const cpuSeconds = (pid: number): [number, number] => {
     const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return (Number(f[11]) + Number(f[12])) / ticksPerSecond; // utime, stime (fields 14, 15)
+    return [Number(f[11]) / ticksPerSecond, Number(f[12]) / ticksPerSecond];
   };
   // VmRSS = RssAnon (heap, stacks: the process's own) + RssFile (the node binary's mapped pages, shareable).
   const rssMB = (pid: number, field = "VmRSS") => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
@@ -112,6 +113,7 @@ try {
   const lat: Record<Target, { p50: number; p99: number }[]> = { direct: [], mesh: [] };
   const rps: Record<Target, number[]> = { direct: [], mesh: [] };
   const cpu: Record<Side, number[]> = { client: [], server: [] };
+  const sys: Record<Side, number[]> = { client: [], server: [] }; // the kernel's share (network stack, syscalls)
   const rss: Record<Side, number> = { client: 0, server: 0 };
   const anon: Record<Side, number> = { client: 0, server: 0 };
   for (let r = 1; r <= ROUNDS; r++) {
@@ -121,7 +123,13 @@ try {
       const res = await load(t, RATE);
       lat[t].push({ p50: res.p50, p99: res.p99 });
       // Core-seconds per request × 1,000 = cores at 1,000 req/s (warm-up requests counted too).
-      if (t === "mesh") for (const s of ["client", "server"] as Side[]) cpu[s].push(((cpuSeconds(enforcers[s]) - before[s]) / (res.requests + res.warmup)) * 1000);
+      if (t === "mesh")
+        for (const s of ["client", "server"] as Side[]) {
+          const [u, k] = cpuSeconds(enforcers[s]);
+          const n = res.requests + res.warmup;
+          cpu[s].push(((u + k - before[s][0] - before[s][1]) / n) * 1000);
+          sys[s].push(((k - before[s][1]) / n) * 1000);
+        }
     }
     for (const t of order) rps[t].push((await load(t, 0)).rps);
     for (const s of ["client", "server"] as Side[]) {
@@ -144,12 +152,13 @@ try {
   const addedP99 = r3(median(lat.mesh.map((l) => l.p99)) - median(lat.direct.map((l) => l.p99)));
   const ratio = r3(median(rps.mesh.map((x, i) => x / rps.direct[i])));
   const cpuPer1000 = { client: r3(median(cpu.client)), server: r3(median(cpu.server)) };
+  const sysPer1000 = { client: r3(median(sys.client)), server: r3(median(sys.server)) };
   const r1 = (x: number) => Math.round(x * 10) / 10;
   const rssOut = { client: r1(rss.client), server: r1(rss.server) };
   const anonOut = { client: r1(anon.client), server: r1(anon.server) };
   console.log(
     `with capture on the node: throughput ratio ${ratio} (goal >= 0.5); added at ${RATE} rps p50 +${addedP50} ms (goal <= 0.3), p99 +${addedP99} ms (goal <= 1); ` +
-      `enforcer CPU per 1,000 rps ${cpuPer1000.client} / ${cpuPer1000.server} core (client / server, goal <= 0.2), RSS ${rssOut.client} / ${rssOut.server} MB (goal <= 60; anonymous ${anonOut.client} / ${anonOut.server}); load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`,
+      `enforcer CPU per 1,000 rps ${cpuPer1000.client} / ${cpuPer1000.server} core (client / server, goal <= 0.2; in the kernel ${sysPer1000.client} / ${sysPer1000.server}), RSS ${rssOut.client} / ${rssOut.server} MB (goal <= 60; anonymous ${anonOut.client} / ${anonOut.server}); load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`,
   );
   console.log(
     JSON.stringify({
@@ -162,6 +171,7 @@ try {
         directRps: Math.round(median(rps.direct)),
         meshRps: Math.round(median(rps.mesh)),
         enforcerCpuCoresPer1000Rps: cpuPer1000,
+        enforcerSystemCpuCoresPer1000Rps: sysPer1000,
         enforcerRssMB: rssOut,
         enforcerRssAnonMB: anonOut,
         latencyMs: lat,
