@@ -1,6 +1,7 @@
 // Injected workloads as real pods: the enforcer starts first, gets its certificate through the
 // CSR flow with the pod's projected token, then the app starts and its probes pass; a Job with
-// the sidecar completes.
+// the sidecar completes. Both with transparent capture (on by default): the probes pass through
+// the enforcer's health port, the Job's pod had its traffic redirected too.
 import assert from "node:assert/strict";
 import { waitFor } from "../harness/exec.ts";
 import { apply, kube, kubectl, namespace, readyPod } from "../harness/node.ts";
@@ -53,6 +54,10 @@ spec:
           command: [node, -e, "console.log('job done')"]
 `;
 
+/** The exit code of the pod's tenet-capture init container (undefined: none, or not finished). */
+const captured = (pod: any): number | undefined =>
+  pod.status.initContainerStatuses?.find((c: any) => c.name === "tenet-capture")?.state?.terminated?.exitCode;
+
 describe("e2e: injected workloads", function () {
   this.timeout(180_000);
   let ns: Awaited<ReturnType<typeof namespace>>;
@@ -76,6 +81,12 @@ describe("e2e: injected workloads", function () {
     assert.match(stdout, /spiffe:\/\/cluster\.local\/ns\/e2e-wl-[0-9a-f]+\/sa\/default/);
     assert.equal(web.ready, true, "the app's readiness probe passes");
     assert.equal(web.restartCount, 0, "the app's liveness probe passes");
+    // Under capture: the rules were installed, and the probes go to the enforcer's health port,
+    // which runs the app's own probes (docs/capture.md, "Kubelet probes").
+    assert.equal(captured(pod), 0, "tenet-capture installed the rules and exited 0");
+    const probes = pod.spec.containers.find((c: any) => c.name === "web");
+    assert.deepEqual([probes.readinessProbe.httpGet.port, probes.readinessProbe.httpGet.path], [15021, "/app-health/web/readiness"]);
+    assert.deepEqual([probes.livenessProbe.httpGet.port, probes.livenessProbe.httpGet.path], [15021, "/app-health/web/liveness"]);
   });
 
   it("completes a Job whose pod has the enforcer sidecar", async () => {
@@ -85,6 +96,8 @@ describe("e2e: injected workloads", function () {
       return j.status?.succeeded || j.status?.failed ? j.status : undefined;
     }, 120_000, 1000);
     assert.equal(done.succeeded, 1, `Job status: ${JSON.stringify(done)}`);
+    const [jobPod] = (await kube().get(`/api/v1/namespaces/${ns.name}/pods?labelSelector=job-name%3Donce`)).items;
+    assert.equal(captured(jobPod), 0, "the Job's pod ran under capture");
     const { stdout } = await kubectl(["logs", "-n", ns.name, "job/once", "-c", "task"]);
     assert.match(stdout, /job done/);
   });
