@@ -289,7 +289,8 @@ export class PostureController extends Controller {
     this.rescan = rescan;
     this.plog.info({ rescan: rescan.id, trigger, pods: keys.length }, "rescan started");
     for (let i = 0; i < keys.length; i += PAGE) {
-      for (const k of keys.slice(i, i + PAGE)) this.enqueue(k);
+      // A key evaluated since the rescan started (queued by its informer event, say) is done: not again.
+      for (let j = i; j < Math.min(i + PAGE, keys.length); j++) if (rescan.pending.has(keys[j])) this.enqueue(keys[j]);
       // Keep the queue short: a page at a time, and let other work (webhooks, CSRs, informers) run.
       await new Promise((r) => setImmediate(r));
       while (this.leading && this.queue.depth > PAGE) await new Promise((r) => setTimeout(r, 5));
