@@ -49,6 +49,34 @@ interface SecurityContainer {
   securityContext?: { privileged?: boolean; allowPrivilegeEscalation?: boolean; runAsUser?: number; runAsNonRoot?: boolean; capabilities?: { add?: string[] } };
 }
 
+/** The pods of one template have the same security fields: they share one frozen object, so the
+ * cache holds it once and rescans judge it once (operator/posture/judgements.ts). Bounded: the
+ * table starts over past SHARED_SPECS entries and keeps no spec whose JSON is over SHARED_SPEC_CHARS
+ * (such a pod simply keeps its own copy). Pods arrive in name order, so a template's pods mostly
+ * arrive together. */
+const SHARED_SPECS = 2000;
+const SHARED_SPEC_CHARS = 4096;
+const sharedSpecs = new Map<string, SecuritySpec>();
+
+function shared(spec: SecuritySpec): SecuritySpec {
+  const key = JSON.stringify(spec);
+  if (key.length > SHARED_SPEC_CHARS) return deepFreeze(spec);
+  let s = sharedSpecs.get(key);
+  if (!s) {
+    if (sharedSpecs.size >= SHARED_SPECS) sharedSpecs.clear();
+    sharedSpecs.set(key, (s = deepFreeze(spec)));
+  }
+  return s;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object" && !Object.isFrozen(o)) {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
 function securitySpec(spec: any): SecuritySpec {
   const out: SecuritySpec = {};
   for (const k of ["hostNetwork", "hostPID", "hostIPC"] as const) if (spec[k] === true) out[k] = true;
@@ -96,7 +124,7 @@ export function toCachedPod(raw: any): CachedPod {
     status: statusOf(raw.status),
     ...ownerOf(m.ownerReferences),
     ...(typeof raw.status?.podIP === "string" && raw.status.podIP ? { podIP: raw.status.podIP } : {}),
-    security: securitySpec(spec),
+    security: shared(securitySpec(spec)),
     ...enforcerOf(raw),
     ...(m.labels?.[POSTURE_LABEL] !== undefined && postureOwnedByTenet(m.managedFields) ? { postureByTenet: true } : {}),
   };

@@ -32,6 +32,7 @@ import type { CachedNamespace } from "../cache/namespaces.ts";
 import type { RuntimeMetrics } from "../runtime/metrics.ts";
 import { patchStatusIfChanged } from "../runtime/status.ts";
 import { planPosture, type PostureDetail } from "./evaluate.ts";
+import { JudgementCache } from "./judgements.ts";
 import { PostureMetrics } from "./metrics.ts";
 import { QuarantinePolicies } from "./networkpolicy.ts";
 import type { SignalSink } from "../signals/index.ts";
@@ -76,6 +77,10 @@ interface Rescan {
   enqueuing: boolean;
   pending: Set<string>;
   counts: { evaluated: number; changed: number; quarantined: number; released: number; failed: number };
+  /** Posture writes of this rescan by "<was>→<now>" (bounded: five postures and none). */
+  written: Record<string, number>;
+  /** The judgement cache's counters when the rescan started. */
+  judged: { hits: number; misses: number };
   /** Per-pod Events of this rescan by "<rule> <type> <reason>": how many went out, and the pods folded into one Event at the end. */
   events: Map<string, { rule: string; type: "Normal" | "Warning"; reason: string; sent: number; folded: string[]; more: number }>;
 }
@@ -87,6 +92,8 @@ export class PostureController extends Controller {
   readonly postureMetrics: PostureMetrics;
   private readonly deps: PostureDeps;
   private readonly plog: Logger;
+  /** Pods of one template share what the rules say about them (judgements.ts). */
+  readonly judgements = new JudgementCache();
   private readonly podsByRepo = new Map<string, Set<string>>();
   private readonly reposByPod = new Map<string, string[]>();
   private cron?: CronJob;
@@ -275,12 +282,15 @@ export class PostureController extends Controller {
       // Every key is pending from the start, so a worker that reaches one early still counts it.
       pending: new Set(keys),
       counts: { evaluated: 0, changed: 0, quarantined: 0, released: 0, failed: 0 },
+      written: {},
+      judged: { hits: this.judgements.hits, misses: this.judgements.misses },
       events: new Map(),
     };
     this.rescan = rescan;
     this.plog.info({ rescan: rescan.id, trigger, pods: keys.length }, "rescan started");
     for (let i = 0; i < keys.length; i += PAGE) {
-      for (const k of keys.slice(i, i + PAGE)) this.enqueue(k);
+      // A key evaluated since the rescan started (queued by its informer event, say) is done: not again.
+      for (let j = i; j < Math.min(i + PAGE, keys.length); j++) if (rescan.pending.has(keys[j])) this.enqueue(keys[j]);
       // Keep the queue short: a page at a time, and let other work (webhooks, CSRs, informers) run.
       await new Promise((r) => setImmediate(r));
       while (this.leading && this.queue.depth > PAGE) await new Promise((r) => setTimeout(r, 5));
@@ -316,7 +326,7 @@ export class PostureController extends Controller {
     pm.rescanDuration.observe(ms / 1000);
     for (const [outcome, n] of Object.entries(r.counts)) pm.last.set({ outcome }, n);
     this.lastRescan = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
-    this.plog.info({ rescan: r.id, trigger: r.trigger, pods: r.total, ...r.counts, ms }, "rescan finished");
+    this.plog.info({ rescan: r.id, trigger: r.trigger, pods: r.total, ...r.counts, written: r.written, judgements: { hits: this.judgements.hits - r.judged.hits, misses: this.judgements.misses - r.judged.misses }, ms }, "rescan finished");
     for (const rule of this.deps.rules.list()) this.enqueue(`${RULE_PREFIX}${objectKey(rule)}`);
     this.emitFolded(r);
   }
@@ -384,14 +394,14 @@ export class PostureController extends Controller {
     const pod = pods.get(key);
     if (!pod || pod.metadata.deletionTimestamp || pod.status.phase === "Succeeded" || pod.status.phase === "Failed") return "skipped";
     const ns = pod.metadata.namespace;
-    const plan = planPosture({ pod, rules: this.rulesIn(ns), scans: this.deps.scans.index, namespaceLabels: this.deps.namespaces.get(ns)?.metadata.labels, now: new Date(), injection: this.deps.cfg.injection });
+    const plan = planPosture({ pod, rules: this.rulesIn(ns), scans: this.deps.scans.index, namespaceLabels: this.deps.namespaces.get(ns)?.metadata.labels, now: new Date(), injection: this.deps.cfg.injection, judgements: this.judgements });
     this.postureMetrics.evaluated.inc();
 
     const labels = pod.metadata.labels ?? {};
     const annotations = pod.metadata.annotations ?? {};
     const isQ = labels[QUARANTINE_LABEL] === "true";
     const wantQ = plan.quarantine || plan.keepQuarantine;
-    const detail = plan.detail ? JSON.stringify(plan.detail) : undefined;
+    const detail = plan.detailJSON;
     const desired = {
       labels: { [POSTURE_LABEL]: plan.posture, [QUARANTINE_LABEL]: wantQ ? "true" : undefined },
       annotations: { [DETAIL_ANNOTATION]: detail, [RELEASED_ANNOTATION]: plan.released, [QUARANTINED_BY_ANNOTATION]: plan.quarantinedBy },
@@ -414,7 +424,13 @@ export class PostureController extends Controller {
         FIELD_MANAGER,
       );
       this.postureMetrics.writes.inc({ operation: "apply" });
-      log.info({ pod: ref, posture: plan.posture ?? null, was: labels[POSTURE_LABEL] ?? null, quarantined: wantQ, rule: plan.detail?.rule, reason: plan.detail?.reason }, "posture written");
+      const fields = { pod: ref, posture: plan.posture ?? null, was: labels[POSTURE_LABEL] ?? null, quarantined: wantQ, rule: plan.detail?.rule, reason: plan.detail?.reason };
+      // A full rescan sums its writes up in its `rescan finished` line (quarantines keep a line each, below).
+      if (this.rescan?.pending.has(key)) {
+        const t = `${fields.was ?? "none"}→${fields.posture ?? "none"}`;
+        this.rescan.written[t] = (this.rescan.written[t] ?? 0) + 1;
+        log.debug(fields, "posture written");
+      } else log.info(fields, "posture written");
     }
     // A person's release annotation (and a quarantine label someone else set) go by merge patch: they are not ours to own.
     if (annotations[RELEASE_ANNOTATION] !== undefined) {

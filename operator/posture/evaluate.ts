@@ -9,6 +9,7 @@ import type { RuleRef } from "../../policy/vulnerabilities.ts";
 import { CAPTURE_CONTAINER } from "../../admission/capture.ts";
 import { EXEMPT_NAMESPACES, isTenetCapture, isTenetEnforcer, shouldInject, type InjectionConfig } from "../../admission/inject.ts";
 import type { CachedPod } from "../cache/pods.ts";
+import type { JudgementCache } from "./judgements.ts";
 import { ENFORCER_CONTAINER, QUARANTINE_LABEL, QUARANTINED_BY_ANNOTATION, RELEASE_ANNOTATION, RELEASED_ANNOTATION, SIGNAL_ANNOTATION } from "../../common/names.ts";
 
 export type Posture = "clean" | "warn" | "violating" | "unscanned";
@@ -34,12 +35,16 @@ export interface PostureInput {
   now: Date;
   /** Tenet's injection settings: the exact injected sidecar is not judged as part of the workload (as in the validating webhook). */
   injection: InjectionConfig;
+  /** Judgements shared by pods of one template (judgements.ts); without it every pod is judged afresh. */
+  judgements?: Pick<JudgementCache, "judgement">;
 }
 
 export interface PosturePlan {
   /** undefined: no RuntimeRule applies and nothing is wrong, so the pod carries no posture */
   posture?: Posture;
   detail?: PostureDetail;
+  /** JSON.stringify(detail): the tenet.dev/posture-detail annotation */
+  detailJSON?: string;
   /** the pod should be quarantined now (enforce mode, violating, not released for this violation) */
   quarantine: boolean;
   /** a quarantine is in place and nothing releases it */
@@ -61,12 +66,74 @@ function podSpecOf(pod: CachedPod): any {
   return pod.security ?? { containers: pod.spec.containers };
 }
 
+/** How much of the pod's init containers rescans leave out: 0 none, 1 the enforcer, 2 the enforcer
+ * and the capture container (only when each is exactly the one Tenet injects). */
+export function strippedOf(pod: CachedPod, injection: InjectionConfig): 0 | 1 | 2 {
+  if (!isTenetEnforcer(pod.enforcer, pod.metadata.annotations, injection) || !Array.isArray(podSpecOf(pod).initContainers)) return 0;
+  return isTenetCapture(pod.enforcer, pod.metadata.annotations, injection) ? 2 : 1;
+}
+
 /** The spec rescans judge: without the enforcer only when it is exactly the one Tenet injects. */
-function judgedSpecOf(pod: CachedPod, injection: InjectionConfig): any {
+function judgedSpecOf(pod: CachedPod, stripped: 0 | 1 | 2): any {
   const spec = podSpecOf(pod);
-  if (!isTenetEnforcer(pod.enforcer, pod.metadata.annotations, injection) || !Array.isArray(spec.initContainers)) return spec;
-  const capture = isTenetCapture(pod.enforcer, pod.metadata.annotations, injection);
-  return { ...spec, initContainers: spec.initContainers.filter((c: any) => c?.name !== ENFORCER_CONTAINER && !(capture && c?.name === CAPTURE_CONTAINER)) };
+  if (stripped === 0) return spec;
+  return { ...spec, initContainers: spec.initContainers.filter((c: any) => c?.name !== ENFORCER_CONTAINER && !(stripped === 2 && c?.name === CAPTURE_CONTAINER)) };
+}
+
+type RuleVerdict = ReturnType<typeof evaluatePod>["rules"][number];
+export interface Objection {
+  rule: string;
+  enforcement: "enforce" | "audit";
+  reason: PostureDetail["reason"];
+  counts?: Record<string, number>;
+  message: string;
+}
+
+/** What the RuntimeRules say about the pod's spec: a function of its namespace, the rules that
+ * select it, its judged spec, the scan index and the clock (until nextExpiry) — not of its name,
+ * labels beyond the selection, or annotations — so pods of one template share it (judgements.ts). */
+export interface Judgement {
+  /** the rules that select the pod */
+  applicable: RuleRef[];
+  objecting: Objection[];
+  unscanned?: RuleVerdict;
+  exempted?: RuleVerdict;
+  first?: RuleVerdict;
+  /** the next instant an exemption of an applicable rule expires */
+  nextExpiry?: number;
+}
+
+export function judge(pod: CachedPod, rules: RuleRef[], scans: ScanIndex, now: Date, stripped: 0 | 1 | 2): Judgement {
+  const labels = pod.metadata.labels ?? {};
+  const verdict = evaluatePod({ namespace: pod.metadata.namespace, labels, podSpec: judgedSpecOf(pod, stripped), owner: `Pod ${pod.metadata.namespace}/${pod.metadata.name}` }, rules, scans, now);
+  const applicable = rules.filter((r) => verdict.rules.some((v) => v.rule === `${r.namespace}/${r.name}`));
+  let nextExpiry: number | undefined;
+  for (const r of applicable) {
+    for (const e of r.spec.vulnerabilities?.exemptions ?? []) {
+      const t = Date.parse(e.expires);
+      if (t > now.getTime() && (nextExpiry === undefined || t < nextExpiry)) nextExpiry = t;
+    }
+  }
+  const objecting: Objection[] = [];
+  let unscanned: RuleVerdict | undefined;
+  let exempted: RuleVerdict | undefined;
+  for (const rv of verdict.rules) {
+    const rule = applicable.find((r) => `${r.namespace}/${r.name}` === rv.rule);
+    const denyUnscanned = rule?.spec.vulnerabilities?.unscannedImages === "deny";
+    const over = rv.images.filter((i) => i.reason === "OverThreshold");
+    const unscannedImages = rv.images.filter((i) => i.reason === "Unscanned");
+    if (over.length || rv.podSecurity.length || (denyUnscanned && unscannedImages.length)) {
+      const counts: Record<string, number> = {};
+      for (const i of over.length ? over : rv.images) for (const [sev, n] of Object.entries(i.counts)) if (n > 0) counts[sev.toLowerCase()] = (counts[sev.toLowerCase()] ?? 0) + n;
+      const reason = over.length ? "OverThreshold" : rv.podSecurity.length ? "PodSecurity" : "UnscannedDenied";
+      objecting.push(Object.freeze({ rule: rv.rule, enforcement: rv.enforcement, reason, counts: Object.keys(counts).length ? Object.freeze(counts) : undefined, message: rv.message }));
+    } else if (unscannedImages.length && rule?.spec.vulnerabilities) {
+      unscanned ??= rv;
+    } else if (rv.images.some((i) => i.exempted.length > 0)) {
+      exempted ??= rv;
+    }
+  }
+  return Object.freeze({ applicable, objecting, unscanned, exempted, first: verdict.rules[0], nextExpiry });
 }
 
 /** Opted in (namespace label or pod annotation), not opted out, not exempt — yet no enforcer: injection was skipped. */
@@ -77,45 +144,18 @@ export function enforcerMissing(pod: CachedPod, namespaceLabels: Record<string, 
   return shouldInject(shaped, namespaceLabels ?? {}, pod.metadata.namespace).inject;
 }
 
-export function planPosture({ pod, rules, scans, namespaceLabels, now, injection }: PostureInput): PosturePlan {
+export function planPosture({ pod, rules, scans, namespaceLabels, now, injection, judgements }: PostureInput): PosturePlan {
   const labels = pod.metadata.labels ?? {};
   const annotations = pod.metadata.annotations ?? {};
   const quarantined = labels[QUARANTINE_LABEL] === "true";
   const releaseAsked = annotations[RELEASE_ANNOTATION] !== undefined;
-  const ref = `${pod.metadata.namespace}/${pod.metadata.name}`;
   if (EXEMPT_NAMESPACES.has(pod.metadata.namespace)) return { quarantine: false, keepQuarantine: quarantined && !releaseAsked, explicitRelease: releaseAsked && quarantined };
 
-  const verdict = evaluatePod({ namespace: pod.metadata.namespace, labels, podSpec: judgedSpecOf(pod, injection), owner: `Pod ${ref}` }, rules, scans, now);
-  const applicable = rules.filter((r) => verdict.rules.some((v) => v.rule === `${r.namespace}/${r.name}`));
-  let nextExpiry: number | undefined;
-  for (const r of applicable) {
-    for (const e of r.spec.vulnerabilities?.exemptions ?? []) {
-      const t = Date.parse(e.expires);
-      if (t > now.getTime() && (nextExpiry === undefined || t < nextExpiry)) nextExpiry = t;
-    }
-  }
+  const stripped = strippedOf(pod, injection);
+  const { applicable, objecting, unscanned, exempted, first: firstRule, nextExpiry } = judgements ? judgements.judgement(pod, rules, scans, now, stripped) : judge(pod, rules, scans, now, stripped);
 
   let posture: Posture | undefined;
   let detail: PostureDetail | undefined;
-  const objecting: { rule: string; enforcement: "enforce" | "audit"; reason: PostureDetail["reason"]; counts?: Record<string, number>; message: string }[] = [];
-  let unscanned: (typeof verdict.rules)[number] | undefined;
-  let exempted: (typeof verdict.rules)[number] | undefined;
-  for (const rv of verdict.rules) {
-    const rule = applicable.find((r) => `${r.namespace}/${r.name}` === rv.rule);
-    const denyUnscanned = rule?.spec.vulnerabilities?.unscannedImages === "deny";
-    const over = rv.images.filter((i) => i.reason === "OverThreshold");
-    const unscannedImages = rv.images.filter((i) => i.reason === "Unscanned");
-    if (over.length || rv.podSecurity.length || (denyUnscanned && unscannedImages.length)) {
-      const counts: Record<string, number> = {};
-      for (const i of over.length ? over : rv.images) for (const [sev, n] of Object.entries(i.counts)) if (n > 0) counts[sev.toLowerCase()] = (counts[sev.toLowerCase()] ?? 0) + n;
-      const reason = over.length ? "OverThreshold" : rv.podSecurity.length ? "PodSecurity" : "UnscannedDenied";
-      objecting.push({ rule: rv.rule, enforcement: rv.enforcement, reason, counts: Object.keys(counts).length ? counts : undefined, message: rv.message });
-    } else if (unscannedImages.length && rule?.spec.vulnerabilities) {
-      unscanned ??= rv;
-    } else if (rv.images.some((i) => i.exempted.length > 0)) {
-      exempted ??= rv;
-    }
-  }
   const missing = enforcerMissing(pod, namespaceLabels);
 
   if (objecting.length || missing) {
@@ -138,9 +178,9 @@ export function planPosture({ pod, rules, scans, namespaceLabels, now, injection
     posture = "warn";
     const ids = [...new Set(exempted.images.flatMap((i) => i.exempted))];
     detail = { rule: exempted.rule, reason: "Exempted", enforcement: exempted.enforcement, message: clip(`within thresholds only thanks to exemptions: ${ids.join(", ")}`, 400) };
-  } else if (verdict.rules.length) {
+  } else if (firstRule) {
     posture = "clean";
-    detail = { rule: verdict.rules[0].rule, reason: "WithinThresholds", message: clip(verdict.rules[0].message, 400) };
+    detail = { rule: firstRule.rule, reason: "WithinThresholds", message: clip(firstRule.message, 400) };
   }
 
   // A runtime-signal response (operator/signals/) makes the pod violating; its quarantine is enforcing.
@@ -153,8 +193,10 @@ export function planPosture({ pod, rules, scans, namespaceLabels, now, injection
   }
   // Quarantine needs an enforcing rule: one that objects, or (for a missing enforcer) one that selects the pod.
   const enforcing = objecting.some((o) => o.enforcement === "enforce") || (missing && applicable.some((r) => r.spec.enforcement !== "audit")) || signal?.action === "quarantine";
-  const fingerprint = detail ? createHash("sha256").update(JSON.stringify(detail)).digest("hex").slice(0, 16) : undefined;
+  const detailJSON = detail ? JSON.stringify(detail) : undefined;
   const violating = posture === "violating" && enforcing;
+  // Only a violation can be released, so only then is its fingerprint needed (SHA-256 per pod otherwise).
+  const fingerprint = violating && detailJSON ? createHash("sha256").update(detailJSON).digest("hex").slice(0, 16) : undefined;
   // A person released the pod for exactly this violation: keep the record while it lasts.
   const acceptedBefore = violating && annotations[RELEASED_ANNOTATION] === fingerprint;
   const explicitRelease = releaseAsked && (quarantined || violating);
@@ -181,7 +223,7 @@ export function planPosture({ pod, rules, scans, namespaceLabels, now, injection
     }
     quarantinedBy = by.size ? JSON.stringify([...by].sort()) : undefined;
   }
-  return { posture, detail, quarantine, keepQuarantine, explicitRelease, released, quarantinedBy, nextExpiry };
+  return { posture, detail, detailJSON, quarantine, keepQuarantine, explicitRelease, released, quarantinedBy, nextExpiry };
 }
 
 /** The signal response recorded on the pod, when it is one Tenet could have written. */

@@ -32,18 +32,26 @@ export class QuarantinePolicies {
     });
   }
 
+  /** Cached policies already found intact: the informer replaces an object on change, never edits it,
+   * so each is compared once, not once per quarantined pod. */
+  private readonly checked = new WeakSet<CachedPolicy>();
+
   /** Whether the cached policy of the namespace is exactly what we want (absent: false). */
   intact(namespace: string): boolean {
     const have = this.informer.get(`${namespace}/${NETWORK_POLICY_NAME}`);
-    return !!have && isDeepStrictEqual(normalize(have.spec), desiredSpec);
+    if (!have) return false;
+    if (this.checked.has(have)) return true;
+    const ok = isDeepStrictEqual(normalize(have.spec), desiredSpec);
+    if (ok) this.checked.add(have);
+    return ok;
   }
 
   /** Server-side apply unless the cached policy already is what we want. An edited policy gets
    * its whole spec replaced: an apply would keep the rules another manager added (an `ingress:
    * [{}]` allows everything), since it only removes fields it owned. */
   async ensure(namespace: string): Promise<void> {
+    if (this.intact(namespace)) return;
     const have = this.informer.get(`${namespace}/${NETWORK_POLICY_NAME}`);
-    if (have && isDeepStrictEqual(normalize(have.spec), desiredSpec)) return;
     const path = resourcePath(NetworkPolicies, namespace, NETWORK_POLICY_NAME);
     if (have) {
       await this.kube.patch(path, "json", [{ op: "replace", path: "/spec", value: desiredSpec }]).catch((err) => {
