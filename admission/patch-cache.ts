@@ -9,7 +9,7 @@
 // (~6 KB per typical entry); pods over MAX_CACHED_POD are computed every time.
 import { injectPod, type InjectionConfig } from "./inject.ts";
 import { jsonPatch, type Operation } from "./patch.ts";
-import { cacheKey, ConfigStamp } from "./cache-key.ts";
+import { cacheKey, ConfigStamp, deepFreeze } from "./cache-key.ts";
 import { Lru } from "./lru.ts";
 
 export const PATCH_CACHE_SIZE = 1000;
@@ -43,11 +43,14 @@ export class PatchCache {
     return this.lru.weight;
   }
 
-  /** The patch that injects the enforcer into `pod` under `cfg`; throws InjectionError as injectPod does. */
-  patchFor(pod: unknown, cfg: InjectionConfig): InjectionPatch {
+  /**
+   * The patch that injects the enforcer into `pod` under `cfg`; throws InjectionError as injectPod
+   * does. `reviewKey` (review.ts), when given, stands for the pod: the review's text holds it whole.
+   */
+  patchFor(pod: unknown, cfg: InjectionConfig, reviewKey?: string): InjectionPatch {
     if (this.config.changed(cfg)) this.lru.clear();
-    const podJSON = JSON.stringify(pod);
-    const key = podJSON.length <= MAX_CACHED_POD ? cacheKey(podJSON) : undefined;
+    // A review key begins with a digit, a pod's JSON with "{", a long one's digest with "sha256:" (of a different text): the two never meet.
+    const key = reviewKey ?? podKey(pod);
     const hit = key !== undefined ? this.lru.get(key) : undefined;
     if (hit) {
       this.hits++;
@@ -61,10 +64,7 @@ export class PatchCache {
   }
 }
 
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === "object" && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const child of Object.values(v)) deepFreeze(child);
-  }
-  return v;
+function podKey(pod: unknown): string | undefined {
+  const json = JSON.stringify(pod);
+  return json.length <= MAX_CACHED_POD ? cacheKey(json) : undefined;
 }

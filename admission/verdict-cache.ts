@@ -57,12 +57,15 @@ export class VerdictCache {
     return this.lru.size;
   }
 
-  /** evaluate()'s verdict for this input, from the cache when nothing it depends on has changed. */
-  verdict(input: VerdictInput, rules: RuleRef[], scans: ScanIndex, injection: InjectionConfig, now: Date, evaluate: () => AdmissionVerdict): AdmissionVerdict {
+  /**
+   * evaluate()'s verdict for this input, from the cache when nothing it depends on has changed.
+   * `reviewKey` (review.ts), when given, stands for the input: the review's text holds all of it.
+   */
+  verdict(input: VerdictInput, rules: RuleRef[], scans: ScanIndex, injection: InjectionConfig, now: Date, evaluate: () => AdmissionVerdict, reviewKey?: string): AdmissionVerdict {
     if (this.config.changed(injection)) this.lru.clear();
-    const text = JSON.stringify([input.kind, input.namespace, input.labels ?? null, input.annotations ?? null, input.podSpec]);
-    if (text.length > MAX_CACHED_SPEC) return this.miss(evaluate);
-    const key = cacheKey(text);
+    // A review key begins with a digit, the input's JSON with "[", a long one's digest with "sha256:" (of a different text).
+    const key = reviewKey ?? inputKey(input);
+    if (key === undefined) return this.miss(evaluate);
     const rulesKey = fingerprint(rules);
     const t = now.getTime();
     const e = this.lru.get(key);
@@ -86,6 +89,11 @@ export class VerdictCache {
     this.misses++;
     return evaluate();
   }
+}
+
+function inputKey(input: VerdictInput): string | undefined {
+  const text = JSON.stringify([input.kind, input.namespace, input.labels ?? null, input.annotations ?? null, input.podSpec]);
+  return text.length > MAX_CACHED_SPEC ? undefined : cacheKey(text);
 }
 
 /** The rules as the verdict saw them: names and spec identities. */

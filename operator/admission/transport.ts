@@ -1,12 +1,14 @@
 // The AdmissionReview transport: strict decoding (content type, size, shape; nesting depth in
-// operator/server/json.ts),
-// the request uid echoed, always an admission.k8s.io/v1 answer. Handlers are plain functions
+// operator/server/json.ts; reviews of one template parsed once, review-cache.ts), the request uid
+// echoed, always an admission.k8s.io/v1 answer, written by reviewAnswer. Handlers are plain functions
 // (request → result) that never see fastify; a handler that throws becomes a deliberate
 // denial that names the error, never a silent allow.
 import type { FastifyInstance } from "fastify";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { BoundedLabel, clip, clipList, oneOf } from "../../common/bounded.ts";
 import type { Logger } from "../../common/logger.ts";
+import { strictJSON } from "../server/json.ts";
+import { ReviewCache } from "./review-cache.ts";
 import { ADMISSION_KINDS, type AdmissionHandler, type AdmissionRequest, type AdmissionResult } from "../../admission/review.ts";
 
 // The request and result types live with the handlers (admission/review.ts), shared with `tenet check`.
@@ -74,46 +76,69 @@ function envelopeProblem(body: any): string | undefined {
 }
 
 export function admissionRoute(app: FastifyInstance, opts: { path: string; webhook: string; handler: AdmissionHandler; log: Logger; metrics: AdmissionMetrics }) {
-  app.post(opts.path, { bodyLimit: ADMISSION_BODY_LIMIT }, async (req, reply) => {
-    const end = opts.metrics.timer(opts.webhook);
-    const body = req.body as any;
-    const problem = envelopeProblem(body);
-    if (problem) {
+  // Its own scope, for its own JSON parser: the server's strict parse, behind the review cache.
+  void app.register(async (scope) => {
+    const parse = strictJSON(scope);
+    const keys = new WeakMap<object, string>();
+    const reviews = new ReviewCache(parse);
+    scope.removeContentTypeParser("application/json");
+    scope.addContentTypeParser("application/json", { parseAs: "string" }, (req, text, done) => {
+      let review;
+      try {
+        review = reviews.review(text as string);
+      } catch (err) {
+        return done(err as Error, undefined);
+      }
+      if (review.key !== undefined) keys.set(review.body as object, review.key);
+      done(null, review.body);
+    });
+    scope.post(opts.path, { bodyLimit: ADMISSION_BODY_LIMIT }, async (req, reply) => {
+      const end = opts.metrics.timer(opts.webhook);
+      const body = req.body as any;
+      const problem = envelopeProblem(body);
+      if (problem) {
+        end();
+        opts.metrics.count(opts.webhook, "unknown", "rejected", "MalformedReview");
+        return reply.code(400).send({ error: { reason: "MalformedReview", message: problem } });
+      }
+      const request = body.request as AdmissionRequest;
+      // A child logger per request costs more than most decisions: build it only to log. Every
+      // field comes from the caller, so each is cut to a fixed length.
+      const log = () =>
+        opts.log.child({
+          webhook: opts.webhook,
+          uid: clip(request.uid, 64),
+          kind: clip(request.kind.kind, 64),
+          namespace: clip(request.namespace, 64),
+          name: clip(request.name ?? request.object?.metadata?.generateName, 256),
+          operation: request.operation,
+        });
+      let result: AdmissionResult;
+      try {
+        result = await opts.handler(request, keys.get(body));
+      } catch (err) {
+        log().error({ err: clip(String((err as Error)?.stack ?? err), 4096) }, "admission handler failed; denying");
+        result = { allowed: false, reason: "InternalError", message: `Tenet could not evaluate this request (${clip(String((err as Error)?.message ?? err), 512)}); it is refused rather than admitted unchecked. Retry, or see the tenet-operator logs.` };
+      }
       end();
-      opts.metrics.count(opts.webhook, "unknown", "rejected", "MalformedReview");
-      return reply.code(400).send({ error: { reason: "MalformedReview", message: problem } });
-    }
-    const request = body.request as AdmissionRequest;
-    // A child logger per request costs more than most decisions: build it only to log. Every
-    // field comes from the caller, so each is cut to a fixed length.
-    const log = () =>
-      opts.log.child({
-        webhook: opts.webhook,
-        uid: clip(request.uid, 64),
-        kind: clip(request.kind.kind, 64),
-        namespace: clip(request.namespace, 64),
-        name: clip(request.name ?? request.object?.metadata?.generateName, 256),
-        operation: request.operation,
-      });
-    let result: AdmissionResult;
-    try {
-      result = await opts.handler(request);
-    } catch (err) {
-      log().error({ err: clip(String((err as Error)?.stack ?? err), 4096) }, "admission handler failed; denying");
-      result = { allowed: false, reason: "InternalError", message: `Tenet could not evaluate this request (${clip(String((err as Error)?.message ?? err), 512)}); it is refused rather than admitted unchecked. Retry, or see the tenet-operator logs.` };
-    }
-    end();
-    opts.metrics.count(opts.webhook, request.kind.kind, result.allowed ? "allowed" : "denied", result.reason);
-    if (!result.allowed) log().info({ reason: result.reason, message: clip(result.message, 4096) }, "denied");
-    else if (result.warnings?.length) log().info({ reason: result.reason, warnings: clipList(result.warnings) }, "admitted with warnings");
-    else if (opts.log.isLevelEnabled("debug")) log().debug({ reason: result.reason, patched: !!result.patch?.length }, "admitted");
-    const response: Record<string, unknown> = { uid: request.uid, allowed: result.allowed };
-    if (!result.allowed) response.status = { code: 403, reason: "Forbidden", message: result.message ?? "denied by Tenet" };
-    if (result.patch?.length) {
-      response.patchType = "JSONPatch";
-      response.patch = result.encodedPatch ?? Buffer.from(JSON.stringify(result.patch)).toString("base64");
-    }
-    if (result.warnings?.length) response.warnings = result.warnings.map((w) => w.slice(0, 400));
-    return { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response };
+      opts.metrics.count(opts.webhook, request.kind.kind, result.allowed ? "allowed" : "denied", result.reason);
+      if (!result.allowed) log().info({ reason: result.reason, message: clip(result.message, 4096) }, "denied");
+      else if (result.warnings?.length) log().info({ reason: result.reason, warnings: clipList(result.warnings) }, "admitted with warnings");
+      else if (opts.log.isLevelEnabled("debug")) log().debug({ reason: result.reason, patched: !!result.patch?.length }, "admitted");
+      return reply.type("application/json; charset=utf-8").send(reviewAnswer(request.uid, result));
+    });
   });
+}
+
+/**
+ * The AdmissionReview answer's JSON, written directly: the same text JSON.stringify gives for
+ * { apiVersion, kind, response: { uid, allowed, status?, patchType?, patch?, warnings? } }
+ * (test/unit/admission-transport.test.ts), without walking an object. The patch is base64: no escaping.
+ */
+export function reviewAnswer(uid: string, result: AdmissionResult): string {
+  let out = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":${JSON.stringify(uid)},"allowed":${result.allowed ? "true" : "false"}`;
+  if (!result.allowed) out += `,"status":{"code":403,"reason":"Forbidden","message":${JSON.stringify(result.message ?? "denied by Tenet")}}`;
+  if (result.patch?.length) out += `,"patchType":"JSONPatch","patch":"${result.encodedPatch ?? Buffer.from(JSON.stringify(result.patch)).toString("base64")}"`;
+  if (result.warnings?.length) out += `,"warnings":${JSON.stringify(result.warnings.map((w) => w.slice(0, 400)))}`;
+  return `${out}}}`;
 }

@@ -1,0 +1,102 @@
+// AdmissionReviews, parsed once per template: every replica a ReplicaSet creates reaches /mutate
+// and /validate as the same text but for request.uid (the API server writes the review the same
+// way each time: no name, no uid in the pod yet), so the parsed review is kept, keyed by that text
+// with the uid cut out, and a repeat costs a Map lookup instead of the checks and JSON.parse.
+//
+// Only texts of the API server's own shape are keyed: they begin with one of REVIEW_PREFIXES, so
+// the string right after the prefix is the value of the first member of the top-level "request"
+// (its "uid") and nothing else. The key is the text without that one string; two texts with the
+// same key differ only in it, so they parse to the same review but for that value. An entry is
+// made only when that string is request.uid as JSON.parse sees it (a later duplicate "uid" would
+// win): then a hit is exactly what parsing the text gives, with the uid read from the text.
+// Any other text (whitespace, another member order, a BOM) is parsed every time, the same way.
+//
+// Parsed reviews are deep-frozen (handlers read them; one request must not be able to edit what the
+// next receives), and each request gets its own outer object and request object, with its uid.
+// Bounded: REVIEW_CACHE_SIZE entries, REVIEW_CACHE_WEIGHT in total; texts over MAX_CACHED_REVIEW
+// characters are parsed every time.
+import { cacheKey, deepFreeze } from "../../admission/cache-key.ts";
+import { Lru } from "../../admission/lru.ts";
+
+export const REVIEW_CACHE_SIZE = 256;
+/** An entry weighs 4 per character of its text: the key plus the parsed objects, roughly. */
+export const REVIEW_CACHE_WEIGHT = 4 * 1024 * 1024;
+export const MAX_CACHED_REVIEW = 64 * 1024;
+
+/** How the API server (kind first) and most clients (apiVersion first) begin a v1 review. */
+export const REVIEW_PREFIXES = [
+  '{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":',
+  '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":',
+] as const;
+
+export interface ParsedReview {
+  body: unknown;
+  /** The text without its request.uid, when the review has the keyed shape: equal keys, equal reviews but for the uid. */
+  key?: string;
+}
+
+export class ReviewCache {
+  private readonly lru: Lru<string, { body: any; key: string }>;
+  hits = 0;
+  misses = 0;
+
+  constructor(
+    private readonly parse: (text: string) => unknown,
+    max = REVIEW_CACHE_SIZE,
+    maxWeight = REVIEW_CACHE_WEIGHT,
+  ) {
+    this.lru = new Lru(max, maxWeight);
+  }
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  /** The review `text` holds; throws what `parse` throws. */
+  review(text: string): ParsedReview {
+    const split = text.length <= MAX_CACHED_REVIEW ? splitUid(text) : undefined;
+    if (!split) return { body: this.parse(text) };
+    const hit = this.lru.get(split.key);
+    if (hit) {
+      this.hits++;
+      return { body: withUid(hit.body, split.uid), key: hit.key };
+    }
+    this.misses++;
+    const body = this.parse(text) as any;
+    // Kept only when the string cut out is the uid the review carries (see the top of the file).
+    if (body?.request?.uid !== split.uid) return { body };
+    deepFreeze(body);
+    this.lru.set(split.key, { body, key: split.key }, 4 * text.length);
+    return { body: withUid(body, split.uid), key: split.key };
+  }
+}
+
+/** The uid string right after a known prefix, and the text without it; undefined for any other text. */
+export function splitUid(text: string): { uid: string; key: string } | undefined {
+  const p = REVIEW_PREFIXES.findIndex((prefix) => text.startsWith(prefix));
+  if (p < 0) return undefined;
+  const start = REVIEW_PREFIXES[p].length;
+  if (text.charCodeAt(start) !== 34 /* " */) return undefined;
+  // The closing quote: the first one an even run of backslashes precedes.
+  let end = start;
+  for (;;) {
+    end = text.indexOf('"', end + 1);
+    if (end < 0) return undefined;
+    let k = end - 1;
+    while (text.charCodeAt(k) === 92 /* \ */) k--;
+    if ((end - 1 - k) % 2 === 0) break;
+  }
+  let uid: unknown;
+  try {
+    uid = JSON.parse(text.slice(start, end + 1));
+  } catch {
+    return undefined; // not a JSON string (a raw control character): the full parse answers
+  }
+  if (typeof uid !== "string") return undefined;
+  // The prefix's index stands for the prefix (the rest of the key is the text after the uid).
+  return { uid, key: cacheKey(`${p}${text.slice(end + 1)}`) };
+}
+
+function withUid(body: any, uid: string) {
+  return { ...body, request: { ...body.request, uid } };
+}
