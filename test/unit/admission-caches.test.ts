@@ -75,6 +75,23 @@ describe("admission caches: injection patches", () => {
     assert.equal(patches.hits, 2);
   });
 
+  it("keyed by the transport's review key, a hit answers what the pod's own computation does; another key is another entry", () => {
+    const patches = new PatchCache();
+    const deps = { namespaceLabels: () => ({ "tenet.dev/inject": "enabled" }), config: cfg, patches };
+    const pod = goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod;
+    const plain = mutate(podRequest(structuredClone(pod)), { ...deps, patches: undefined });
+    const a = mutate(podRequest(structuredClone(pod), "u-1"), deps, "0,review-a");
+    const b = mutate(podRequest(structuredClone(pod), "u-2"), deps, "0,review-a");
+    assert.equal(patches.hits, 1);
+    assert.equal(b.encodedPatch, encode(plain.patch));
+    assert.equal(a.encodedPatch, b.encodedPatch);
+    const other = structuredClone(pod);
+    other.metadata.annotations = { ...other.metadata.annotations, "tenet.dev/app-port": "9999" };
+    const c = mutate(podRequest(other, "u-3"), deps, "0,review-b");
+    assert.equal(patches.hits, 1, "a new review key misses");
+    assert.match(Buffer.from(c.encodedPatch!, "base64").toString(), /"9999"/);
+  });
+
   it("any change to the pod is a new entry: a forged pod-template-hash gets its own patch", () => {
     const cache = new PatchCache();
     const pod = structuredClone(goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod);
