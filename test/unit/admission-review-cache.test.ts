@@ -9,7 +9,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import { buildSecureServer } from "../../operator/server/app.ts";
 import { MAX_JSON_DEPTH, scanJSON, strictJSON } from "../../operator/server/json.ts";
-import { MAX_CACHED_REVIEW, REVIEW_PREFIXES, ReviewCache, splitUid } from "../../operator/admission/review-cache.ts";
+import { MAX_CACHED_REVIEW, MAX_SAME_PRINT, REVIEW_CACHE_SIZE, REVIEW_CACHE_WEIGHT, REVIEW_PREFIXES, ReviewCache, splitUid } from "../../operator/admission/review-cache.ts";
 import { AdmissionMetrics, admissionRoute, reviewAnswer, type AdmissionHandler, type AdmissionResult } from "../../operator/admission/transport.ts";
 import { leafFor, newCA } from "../harness/enforcer.ts";
 
@@ -60,10 +60,12 @@ describe("admission review cache: keys", () => {
     for (const text of [apiServerText("u-1"), clientText("u-1")]) {
       const s = splitUid(text)!;
       assert.equal(s.uid, "u-1");
-      assert.ok(!s.key.includes("u-1"), "the uid is not in the key");
+      assert.ok(!s.rest.includes("u-1"), "the uid is not in the key");
     }
-    assert.equal(splitUid(apiServerText("u-1"))!.key, splitUid(apiServerText("u-2"))!.key);
-    assert.notEqual(splitUid(apiServerText("u-1"))!.key, splitUid(clientText("u-1"))!.key, "the two prefixes never share a key");
+    assert.deepEqual(splitUid(apiServerText("u-1"))!.rest, splitUid(apiServerText("u-2"))!.rest);
+    assert.notEqual(splitUid(apiServerText("u-1"))!.prefix, splitUid(clientText("u-1"))!.prefix);
+    const cache = new ReviewCache(parse);
+    assert.notEqual(cache.review(apiServerText("u-1")).key, cache.review(clientText("u-1")).key, "the two prefixes never share a key");
   });
 
   it("does not key any other shape: whitespace, another member order, a BOM, a uid that is not a string", () => {
@@ -76,7 +78,8 @@ describe("admission review cache: keys", () => {
   it("reads escaped uids as JSON does", () => {
     const s = splitUid(`${REVIEW_PREFIXES[1]}"\\u0061b\\\\\\"c","kind":{}}}`)!;
     assert.equal(s.uid, 'ab\\"c');
-    assert.equal(s.key, '1,"kind":{}}}');
+    assert.equal(s.prefix, 1);
+    assert.equal(s.rest, ',"kind":{}}}');
   });
 });
 
@@ -148,10 +151,25 @@ describe("admission review cache: hits", () => {
     assert.equal((cache.review(apiServerText("u-3")).body as any).request.object.metadata.labels.app, "orders");
   });
 
+  it("texts with the same fingerprint are told apart in full, and at most MAX_SAME_PRINT of them are kept", () => {
+    // No samples: every text of one length shares a fingerprint, as an attacker would want.
+    const cache = new ReviewCache(parse, REVIEW_CACHE_SIZE, REVIEW_CACHE_WEIGHT, []);
+    const name = (i: number) => `orders-${String(i).padStart(2, "0")}-`;
+    const variant = (i: number, uid: string) => apiServerText(uid, (p) => (p.metadata.generateName = name(i)));
+    const n = MAX_SAME_PRINT + 4;
+    for (let i = 0; i < n; i++) assert.equal((cache.review(variant(i, `a${i}`)).body as any).request.object.metadata.generateName, name(i));
+    assert.equal(cache.size, MAX_SAME_PRINT);
+    for (let i = n - 1; i >= 0; i--) {
+      const got = cache.review(variant(i, `b${i}`)).body as any;
+      assert.deepEqual(got, JSON.parse(variant(i, `b${i}`)), `variant ${i}`);
+    }
+    assert.equal(cache.hits, MAX_SAME_PRINT, "the last ones kept hit, each as itself");
+  });
+
   it("stays within its bounds; texts over MAX_CACHED_REVIEW are parsed every time", () => {
     const cache = new ReviewCache(parse, 4);
-    for (let i = 0; i < 20; i++) cache.review(apiServerText("u", (p) => (p.metadata.generateName = `w-${i}-`)));
-    assert.equal(cache.size, 4);
+    for (let i = 0; i < 40; i++) cache.review(apiServerText("u", (p) => (p.metadata.generateName = `w-${i}-`)));
+    assert.ok(cache.size >= 4 && cache.size <= 4 * MAX_SAME_PRINT, `${cache.size} texts under 4 fingerprints`);
     const light = new ReviewCache(parse, 1000, 20_000);
     for (let i = 0; i < 20; i++) light.review(apiServerText("u", (p) => (p.metadata.generateName = `w-${i}-`)));
     assert.ok(light.size > 0 && light.size < 20, `${light.size} entries, each weighing 4 per character, within 20,000`);
