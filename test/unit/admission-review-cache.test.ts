@@ -273,6 +273,7 @@ describe("admission transport: the answer's JSON", () => {
       { allowed: true, reason: "Injected", patch: [{ op: "add", path: "/spec/initContainers", value: [{ name: "tenet-enforcer" }] }] },
       { allowed: true, reason: "Injected", patch: [{ op: "add", path: "/a", value: 1 }], encodedPatch: Buffer.from('[{"op":"add","path":"/a","value":1}]').toString("base64") },
       { allowed: true, reason: "NotAPodCreate", patch: [], warnings: [] },
+      { allowed: true, reason: "Reinjected", patch: Object.freeze([Object.freeze({ op: "add", path: "/b", value: "ü" })]) as unknown[], encodedPatch: Buffer.from('[{"op":"add","path":"/b","value":"ü"}]').toString("base64"), warnings: ["w"] },
     ];
     for (const uid of ["u-1", 'quo"te\\ \u0007 ü', ""]) {
       for (const r of results) {
@@ -283,7 +284,7 @@ describe("admission transport: the answer's JSON", () => {
           response.patch = Buffer.from(JSON.stringify(r.patch)).toString("base64");
         }
         if (r.warnings?.length) response.warnings = r.warnings.map((w) => w.slice(0, 400));
-        assert.equal(reviewAnswer(uid, r), JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response }), `${r.reason} ${uid}`);
+        assert.equal(String(reviewAnswer(uid, r)), JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response }), `${r.reason} ${uid}`);
       }
     }
   });
