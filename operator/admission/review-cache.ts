@@ -53,6 +53,8 @@ export class ReviewCache {
   private readonly lru: Lru<number, Entry[]>;
   hits = 0;
   misses = 0;
+  /** Texts parsed without a key: another shape, too large, or a duplicate uid. */
+  unkeyed = 0;
 
   /** `at`: where the fingerprint samples a text (fractions of its length), random per process unless a test sets them. */
   constructor(
@@ -74,7 +76,10 @@ export class ReviewCache {
   /** The review `text` holds; throws what `parse` throws. */
   review(text: string): ParsedReview {
     const split = text.length <= MAX_CACHED_REVIEW ? splitUid(text) : undefined;
-    if (!split) return { body: this.parse(text) };
+    if (!split) {
+      this.unkeyed++;
+      return { body: this.parse(text) };
+    }
     const print = this.print(split.prefix, split.rest);
     const bucket = this.lru.get(print);
     const hit = bucket?.find((e) => e.prefix === split.prefix && e.rest === split.rest);
@@ -82,10 +87,13 @@ export class ReviewCache {
       this.hits++;
       return { body: withUid(hit.body, split.uid), key: hit.key };
     }
-    this.misses++;
     const body = this.parse(text) as any;
     // Kept only when the string cut out is the uid the review carries (see the top of the file).
-    if (body?.request?.uid !== split.uid) return { body };
+    if (body?.request?.uid !== split.uid) {
+      this.unkeyed++;
+      return { body };
+    }
+    this.misses++;
     deepFreeze(body);
     const key = cacheKey(`${split.prefix}${split.rest}`);
     const entry: Entry = { prefix: split.prefix, rest: split.rest, body, key };

@@ -23,14 +23,21 @@ export class AdmissionMetrics {
   readonly duration: Histogram;
   /** Reasons are code constants; bounded anyway, so no future handler can grow the label set. */
   private readonly reasons = new BoundedLabel(64);
-  private readonly counters = new Map<string, { inc(): void }>();
+  /** Requests counted in plain numbers, written to the counter when it is read (a labelled inc costs more than a decision). */
+  private readonly counts = new Map<string, { labels: Record<string, string>; n: number }>();
   private readonly timers = new Map<string, { startTimer(): () => void }>();
+  private readonly caches: { webhook: string; cache: ReviewCache }[] = [];
   constructor(registry: Registry) {
+    const counts = this.counts;
     this.requests = new Counter({
       name: "tenet_admission_requests_total",
       help: "Admission requests by webhook, kind, decision (allowed/denied/error) and reason.",
       labelNames: ["webhook", "kind", "decision", "reason"],
       registers: [registry],
+      collect() {
+        this.reset();
+        for (const { labels, n } of counts.values()) this.inc(labels, n);
+      },
     });
     this.duration = new Histogram({
       name: "tenet_admission_duration_seconds",
@@ -39,17 +46,31 @@ export class AdmissionMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
       registers: [registry],
     });
+    const caches = this.caches;
+    new Counter({
+      name: "tenet_admission_review_cache_total",
+      help: "AdmissionReviews by webhook and how they were parsed: hit (a template parsed before), miss (parsed, then kept), unkeyed (not of the API server's shape, too large, or with a duplicate uid: parsed every time).",
+      labelNames: ["webhook", "result"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { webhook, cache } of caches) {
+          this.inc({ webhook, result: "hit" }, cache.hits);
+          this.inc({ webhook, result: "miss" }, cache.misses);
+          this.inc({ webhook, result: "unkeyed" }, cache.unkeyed);
+        }
+      },
+    });
   }
 
   /** Counts one request with every label bounded: kind to ADMISSION_KINDS, reason to at most 64 values. */
   count(webhook: string, kind: unknown, decision: "allowed" | "denied" | "rejected", reason: unknown) {
     const labels = { webhook, kind: kind === "unknown" ? "unknown" : oneOf(kind, ADMISSION_KINDS), decision, reason: this.reasons.value(reason) };
-    // The label children, kept: resolving a label set costs more than the increment. The set is
-    // finite (every label is bounded), so the map is too.
+    // The set is finite (every label is bounded), so the map is too.
     const id = `${labels.webhook}|${labels.kind}|${labels.decision}|${labels.reason}`;
-    let child = this.counters.get(id);
-    if (!child) this.counters.set(id, (child = this.requests.labels(labels)));
-    child.inc();
+    const c = this.counts.get(id);
+    if (c) c.n++;
+    else this.counts.set(id, { labels, n: 1 });
   }
 
   /** Starts the duration timer of a webhook (its child histogram, kept). */
@@ -57,6 +78,11 @@ export class AdmissionMetrics {
     let h = this.timers.get(webhook);
     if (!h) this.timers.set(webhook, (h = this.duration.labels({ webhook })));
     return h.startTimer();
+  }
+
+  /** Reports a route's review cache (its hits and misses, read when the metrics are). */
+  reviewCache(webhook: string, cache: ReviewCache) {
+    this.caches.push({ webhook, cache });
   }
 }
 
@@ -81,6 +107,7 @@ export function admissionRoute(app: FastifyInstance, opts: { path: string; webho
     const parse = strictJSON(scope);
     const keys = new WeakMap<object, string>();
     const reviews = new ReviewCache(parse);
+    opts.metrics.reviewCache(opts.webhook, reviews);
     scope.removeContentTypeParser("application/json");
     scope.addContentTypeParser("application/json", { parseAs: "string" }, (req, text, done) => {
       let review;

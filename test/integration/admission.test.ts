@@ -159,8 +159,15 @@ describe("admission webhooks called by the real API server", function () {
       const res = await apply(ns, d);
       assert.equal(res.code, 0, res.stderr);
       const tpl = (await kube.get(`/apis/apps/v1/namespaces/${ns}/deployments/shop`)).spec.template;
-      const p = await kube.create(resourcePath(Resources.pods, ns), { apiVersion: "v1", kind: "Pod", metadata: { generateName: "shop-", labels: tpl.metadata.labels }, spec: tpl.spec });
+      const replica = () => kube.create(resourcePath(Resources.pods, ns), { apiVersion: "v1", kind: "Pod", metadata: { generateName: "shop-", labels: tpl.metadata.labels }, spec: tpl.spec });
+      const hits = async () => (await operator.metrics()).get('tenet_admission_review_cache_total{webhook="mutate",result="hit"}') ?? 0;
+      const before = await hits();
+      const p = await replica();
       assert.equal(p.spec.initContainers[0].name, "tenet-enforcer");
+      // A second replica: the API server sends the same review but for its uid, parsed once (operator/admission/review-cache.ts).
+      const q = await replica();
+      assert.deepEqual(q.spec.initContainers, p.spec.initContainers);
+      assert.ok((await hits()) > before, "the API server's reviews of one template share the parsed review");
     });
 
     it("respects the opt-out annotation, and injects by annotation in a namespace that did not opt in", async () => {

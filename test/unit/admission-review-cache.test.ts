@@ -17,8 +17,9 @@ const tls = leafFor(newCA(), "spiffe://cluster.local/ns/tenet-system/sa/tenet-op
 function server(opts: { handler: AdmissionHandler }) {
   const log = pino({ level: "silent" });
   const app = buildSecureServer(log, tls);
-  admissionRoute(app, { path: "/validate", webhook: "validate", log, metrics: new AdmissionMetrics(new Registry()), handler: opts.handler });
-  return { app };
+  const registry = new Registry();
+  admissionRoute(app, { path: "/validate", webhook: "validate", log, metrics: new AdmissionMetrics(registry), handler: opts.handler });
+  return { app, registry };
 }
 
 /** A ReplicaSet-made pod's review, as the webhook benchmark sends it. */
@@ -212,6 +213,19 @@ describe("admission transport: the parse path over the real server", () => {
     assert.ok(keys[0] && keys[0] === keys[1] && keys[1] === keys[2], "one template, one key");
     assert.notEqual(keys[3], keys[0]);
     assert.equal(keys[4], undefined, "a text of another shape has no key");
+  });
+
+  it("reports how reviews were parsed, and counts requests, on the metrics page", async () => {
+    const { app, registry } = server({ handler: ok });
+    for (const uid of ["u-1", "u-2", "u-3"]) await post(app, apiServerText(uid));
+    await post(app, JSON.stringify(podReview("u-4"), null, 1));
+    const text = await registry.metrics();
+    assert.match(text, /tenet_admission_review_cache_total\{webhook="validate",result="hit"\} 2\n/);
+    assert.match(text, /tenet_admission_review_cache_total\{webhook="validate",result="miss"\} 1\n/);
+    assert.match(text, /tenet_admission_review_cache_total\{webhook="validate",result="unkeyed"\} 1\n/);
+    assert.match(text, /tenet_admission_requests_total\{webhook="validate",kind="Pod",decision="allowed",reason="Compliant"\} 4\n/);
+    await post(app, apiServerText("u-5"));
+    assert.match(await registry.metrics(), /tenet_admission_requests_total\{webhook="validate",kind="Pod",decision="allowed",reason="Compliant"\} 5\n/, "read twice: totals, not increments");
   });
 
   it("refuses hostile bodies the same way the first time and after the template is cached", async () => {
