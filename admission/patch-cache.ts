@@ -45,21 +45,28 @@ export class PatchCache {
 
   /**
    * The patch that injects the enforcer into `pod` under `cfg`; throws InjectionError as injectPod
-   * does. `reviewKey` (review.ts), when given, stands for the pod: the review's text holds it whole.
+   * does. `reviewKey` (review.ts), when given, is looked up first: the review's text holds the pod
+   * whole, and a repeat of the same review needs no JSON of the pod. Reviews that differ outside
+   * the pod (another user) still meet at the pod's own key, which then gets the review key as an alias.
    */
   patchFor(pod: unknown, cfg: InjectionConfig, reviewKey?: string): InjectionPatch {
     if (this.config.changed(cfg)) this.lru.clear();
     // A review key begins with a digit, a pod's JSON with "{", a long one's digest with "sha256:" (of a different text): the two never meet.
-    const key = reviewKey ?? podKey(pod);
-    const hit = key !== undefined ? this.lru.get(key) : undefined;
-    if (hit) {
+    const quick = reviewKey !== undefined ? this.lru.get(reviewKey) : undefined;
+    if (quick) {
       this.hits++;
-      return hit;
+      return quick;
     }
-    this.misses++;
-    const ops = jsonPatch(pod, injectPod(pod, cfg));
-    const patch: InjectionPatch = { ops: deepFreeze(ops), encoded: Buffer.from(JSON.stringify(ops)).toString("base64") };
-    if (key !== undefined) this.lru.set(key, patch, key.length + patch.encoded.length);
+    const key = podKey(pod);
+    let patch = key !== undefined ? this.lru.get(key) : undefined;
+    if (patch) this.hits++;
+    else {
+      this.misses++;
+      const ops = jsonPatch(pod, injectPod(pod, cfg));
+      patch = { ops: deepFreeze(ops), encoded: Buffer.from(JSON.stringify(ops)).toString("base64") };
+      if (key !== undefined) this.lru.set(key, patch, key.length + patch.encoded.length);
+    }
+    if (reviewKey !== undefined && key !== undefined) this.lru.set(reviewKey, patch, reviewKey.length);
     return patch;
   }
 }

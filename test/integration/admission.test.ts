@@ -159,15 +159,20 @@ describe("admission webhooks called by the real API server", function () {
       const res = await apply(ns, d);
       assert.equal(res.code, 0, res.stderr);
       const tpl = (await kube.get(`/apis/apps/v1/namespaces/${ns}/deployments/shop`)).spec.template;
-      const replica = () => kube.create(resourcePath(Resources.pods, ns), { apiVersion: "v1", kind: "Pod", metadata: { generateName: "shop-", labels: tpl.metadata.labels }, spec: tpl.spec });
-      const hits = async () => (await operator.metrics()).get('tenet_admission_review_cache_total{webhook="mutate",result="hit"}') ?? 0;
-      const before = await hits();
-      const p = await replica();
+      const replica = (spec: any) => kube.create(resourcePath(Resources.pods, ns), { apiVersion: "v1", kind: "Pod", metadata: { generateName: "shop-", labels: tpl.metadata.labels }, spec });
+      const p = await replica(tpl.spec);
       assert.equal(p.spec.initContainers[0].name, "tenet-enforcer");
-      // A second replica: the API server sends the same review but for its uid, parsed once (operator/admission/review-cache.ts).
-      const q = await replica();
-      assert.deepEqual(q.spec.initContainers, p.spec.initContainers);
-      assert.ok((await hits()) > before, "the API server's reviews of one template share the parsed review");
+      // The API server's reviews have the shape the review cache keys (operator/admission/review-cache.ts):
+      // replicas without the service-account token volume (its name is random per pod) are parsed once.
+      const count = async (result: string) => (await operator.metrics()).get(`tenet_admission_review_cache_total{webhook="mutate",result="${result}"}`) ?? 0;
+      const [hits, unkeyed] = [await count("hit"), await count("unkeyed")];
+      const spec = { ...tpl.spec, automountServiceAccountToken: false };
+      const a = await replica(spec);
+      const b = await replica(spec);
+      assert.deepEqual(b.spec.initContainers, a.spec.initContainers);
+      assert.equal(b.spec.initContainers[0].name, "tenet-enforcer");
+      assert.ok((await count("hit")) > hits, "the second replica's review is the first's but for its uid");
+      assert.equal(await count("unkeyed"), unkeyed, "the API server writes reviews in the keyed shape");
     });
 
     it("respects the opt-out annotation, and injects by annotation in a namespace that did not opt in", async () => {
