@@ -11,7 +11,8 @@
 // win): then a hit is exactly what parsing the text gives, with the uid read from the text.
 // Any other text (whitespace, another member order, a BOM) is parsed every time, the same way.
 //
-// Parsed reviews are deep-frozen (handlers read them; one request must not be able to edit what the
+// A template's review is kept from its second request on (its first only notes the fingerprint), so
+// pods that each come once cost nothing but the note. Parsed reviews are deep-frozen (handlers read them; one request must not be able to edit what the
 // next receives), and each request gets its own outer object and request object, with its uid.
 // Bounded: REVIEW_CACHE_SIZE fingerprints of at most MAX_SAME_PRINT texts each, REVIEW_CACHE_WEIGHT
 // in total; texts over MAX_CACHED_REVIEW characters are parsed every time.
@@ -46,6 +47,8 @@ interface Entry {
 /** Entries whose texts share a fingerprint (the rest are not kept): bounds the compares of a lookup. */
 export const MAX_SAME_PRINT = 8;
 const SAMPLES = 32;
+/** Fingerprints remembered as seen once; then the memory starts over. */
+export const MAX_SEEN = 4096;
 
 export class ReviewCache {
   // By fingerprint: V8 hashes a 3 KB string at ~1.5 ns a character (4–5 µs, more than a
@@ -55,6 +58,8 @@ export class ReviewCache {
   misses = 0;
   /** Texts parsed without a key: another shape, too large, or a duplicate uid. */
   unkeyed = 0;
+  /** Fingerprints seen once (a second review of the template is kept). */
+  private readonly seen = new Set<number>();
 
   /** `at`: where the fingerprint samples a text (fractions of its length), random per process unless a test sets them. */
   constructor(
@@ -86,6 +91,14 @@ export class ReviewCache {
     if (hit) {
       this.hits++;
       return { body: withUid(hit.body, split.uid), key: hit.key };
+    }
+    // A template's first review is only noted: a flood of distinct pods must not churn the cache
+    // (freezing and keeping every one of them costs more than parsing it).
+    if (!bucket && !this.seen.has(print)) {
+      if (this.seen.size >= MAX_SEEN) this.seen.clear();
+      this.seen.add(print);
+      this.misses++;
+      return { body: this.parse(text) };
     }
     const body = this.parse(text) as any;
     // Kept only when the string cut out is the uid the review carries (see the top of the file).

@@ -66,7 +66,9 @@ describe("admission review cache: keys", () => {
     assert.deepEqual(splitUid(apiServerText("u-1"))!.rest, splitUid(apiServerText("u-2"))!.rest);
     assert.notEqual(splitUid(apiServerText("u-1"))!.prefix, splitUid(clientText("u-1"))!.prefix);
     const cache = new ReviewCache(parse);
-    assert.notEqual(cache.review(apiServerText("u-1")).key, cache.review(clientText("u-1")).key, "the two prefixes never share a key");
+    const twice = (make: (uid: string) => string) => (cache.review(make("u-1")), cache.review(make("u-2")).key);
+    const [a, b] = [twice(apiServerText), twice(clientText)];
+    assert.ok(a && b && a !== b, "the two prefixes never share a key");
   });
 
   it("does not key any other shape: whitespace, another member order, a BOM, a uid that is not a string", () => {
@@ -95,8 +97,8 @@ describe("admission review cache: hits", () => {
         assert.equal((got.body as any).request.uid, `uid-${i}`);
       }
     }
-    assert.equal(cache.misses, 2);
-    assert.equal(cache.hits, 8);
+    assert.equal(cache.misses, 4, "a template's first review is noted, its second kept");
+    assert.equal(cache.hits, 6);
   });
 
   it("any byte of the pod changes the key: a forged pod-template-hash gets its own entry", () => {
@@ -104,11 +106,11 @@ describe("admission review cache: hits", () => {
     const honest = apiServerText("u-1");
     const forged = apiServerText("u-2", (p) => (p.spec.containers[0].image = "evil.example/x:1"));
     assert.ok(honest.includes('"pod-template-hash":"7c9f8d6b5"') && forged.includes('"pod-template-hash":"7c9f8d6b5"'));
-    const a = cache.review(honest);
-    const b = cache.review(forged);
-    assert.notEqual(a.key, b.key);
+    const a = (cache.review(honest), cache.review(honest));
+    const b = (cache.review(forged), cache.review(forged));
+    assert.ok(a.key && b.key && a.key !== b.key);
     assert.equal((b.body as any).request.object.spec.containers[0].image, "evil.example/x:1");
-    assert.equal(cache.hits, 0);
+    assert.equal(cache.hits, 0, "each second review is that template's own first keep");
   });
 
   it("a duplicate uid member is parsed as JSON does (the last wins) and never kept", () => {
@@ -127,7 +129,7 @@ describe("admission review cache: hits", () => {
   it("other duplicate keys are parsed as JSON does, cached or not", () => {
     const cache = new ReviewCache(parse);
     const dup = (uid: string) => clientText(uid).replace('"dryRun":false', '"dryRun":false,"dryRun":true').replace('"namespace":"shop"', '"namespace":"shop","namespace":"other"');
-    for (const uid of ["a", "b"]) {
+    for (const uid of ["a", "b", "c"]) {
       const got = cache.review(dup(uid)).body as any;
       assert.deepEqual(got, JSON.parse(dup(uid)));
       assert.equal(got.request.dryRun, true);
@@ -138,6 +140,7 @@ describe("admission review cache: hits", () => {
 
   it("what a request receives cannot be edited for the next: the pod is frozen, the envelope its own", () => {
     const cache = new ReviewCache(parse);
+    cache.review(apiServerText("u-0"));
     const first = cache.review(apiServerText("u-1")).body as any;
     const second = cache.review(apiServerText("u-2")).body as any;
     assert.notEqual(first, second);
@@ -169,10 +172,10 @@ describe("admission review cache: hits", () => {
 
   it("stays within its bounds; texts over MAX_CACHED_REVIEW are parsed every time", () => {
     const cache = new ReviewCache(parse, 4);
-    for (let i = 0; i < 40; i++) cache.review(apiServerText("u", (p) => (p.metadata.generateName = `w-${i}-`)));
+    for (let i = 0; i < 40; i++) for (const uid of ["u", "v"]) cache.review(apiServerText(uid, (p) => (p.metadata.generateName = `w-${i}-`)));
     assert.ok(cache.size >= 4 && cache.size <= 4 * MAX_SAME_PRINT, `${cache.size} texts under 4 fingerprints`);
     const light = new ReviewCache(parse, 1000, 20_000);
-    for (let i = 0; i < 20; i++) light.review(apiServerText("u", (p) => (p.metadata.generateName = `w-${i}-`)));
+    for (let i = 0; i < 20; i++) for (const uid of ["u", "v"]) light.review(apiServerText(uid, (p) => (p.metadata.generateName = `w-${i}-`)));
     assert.ok(light.size > 0 && light.size < 20, `${light.size} entries, each weighing 4 per character, within 20,000`);
     const big = (uid: string) => apiServerText(uid, (p) => (p.metadata.annotations.note = "x".repeat(MAX_CACHED_REVIEW)));
     const huge = new ReviewCache(parse);
@@ -202,7 +205,7 @@ describe("admission transport: the parse path over the real server", () => {
   it("answers a cached review with its own uid, and hands the handler the same key for the same template", async () => {
     const keys: (string | undefined)[] = [];
     const { app } = server({ handler: (req, key) => (keys.push(key), { allowed: true, reason: `uid ${req.uid.length}` }) });
-    for (const uid of ["u-1", "u-2", "u-3"]) {
+    for (const uid of ["u-0", "u-1", "u-2", "u-3"]) {
       const res = await post(app, apiServerText(uid));
       assert.equal(res.statusCode, 200);
       assert.equal(res.headers["content-type"], "application/json; charset=utf-8");
@@ -210,9 +213,10 @@ describe("admission transport: the parse path over the real server", () => {
     }
     await post(app, apiServerText("u-4", (p) => (p.metadata.labels.app = "other")));
     await post(app, JSON.stringify(podReview("u-5"), null, 2));
-    assert.ok(keys[0] && keys[0] === keys[1] && keys[1] === keys[2], "one template, one key");
-    assert.notEqual(keys[3], keys[0]);
-    assert.equal(keys[4], undefined, "a text of another shape has no key");
+    assert.equal(keys[0], undefined, "a template's first review is only noted");
+    assert.ok(keys[1] && keys[1] === keys[2] && keys[2] === keys[3], "one template, one key");
+    assert.equal(keys[4], undefined, "another template's first review");
+    assert.equal(keys[5], undefined, "a text of another shape has no key");
   });
 
   it("reports how reviews were parsed, and counts requests, on the metrics page", async () => {
@@ -220,8 +224,8 @@ describe("admission transport: the parse path over the real server", () => {
     for (const uid of ["u-1", "u-2", "u-3"]) await post(app, apiServerText(uid));
     await post(app, JSON.stringify(podReview("u-4"), null, 1));
     const text = await registry.metrics();
-    assert.match(text, /tenet_admission_review_cache_total\{webhook="validate",result="hit"\} 2\n/);
-    assert.match(text, /tenet_admission_review_cache_total\{webhook="validate",result="miss"\} 1\n/);
+    assert.match(text, /tenet_admission_review_cache_total\{webhook="validate",result="hit"\} 1\n/);
+    assert.match(text, /tenet_admission_review_cache_total\{webhook="validate",result="miss"\} 2\n/);
     assert.match(text, /tenet_admission_review_cache_total\{webhook="validate",result="unkeyed"\} 1\n/);
     assert.match(text, /tenet_admission_requests_total\{webhook="validate",kind="Pod",decision="allowed",reason="Compliant"\} 4\n/);
     await post(app, apiServerText("u-5"));
@@ -230,7 +234,7 @@ describe("admission transport: the parse path over the real server", () => {
 
   it("refuses hostile bodies the same way the first time and after the template is cached", async () => {
     const { app } = server({ handler: ok });
-    assert.equal((await post(app, apiServerText("warm"))).statusCode, 200);
+    for (const uid of ["warm-1", "warm-2"]) assert.equal((await post(app, apiServerText(uid))).statusCode, 200);
     const text = apiServerText("u-1");
     const cases: [string, string, number, RegExp][] = [
       ["a truncated body", text.slice(0, text.length - 3), 400, /not valid JSON/],
