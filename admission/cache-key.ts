@@ -23,3 +23,12 @@ export class ConfigStamp {
     return true;
   }
 }
+
+/** Freezes `v` and everything under it: a cached value one request cannot edit for the next. */
+export function deepFreeze<T>(v: T): T {
+  if (v && typeof v === "object" && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const child of Object.values(v)) deepFreeze(child);
+  }
+  return v;
+}

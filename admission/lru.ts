@@ -22,6 +22,11 @@ export class Lru<K, V> {
     return this.total;
   }
 
+  /** The values held, oldest first. */
+  *values(): IterableIterator<V> {
+    for (const e of this.map.values()) yield e.value;
+  }
+
   get(key: K): V | undefined {
     const e = this.map.get(key);
     if (e === undefined) return undefined;

@@ -13,7 +13,8 @@ export interface MutateDeps {
   patches?: PatchCache;
 }
 
-export function mutate(req: AdmissionRequest, deps: MutateDeps): AdmissionResult {
+/** `reviewKey`: the transport's key for the review (review.ts), a cheaper cache key than the pod's JSON. */
+export function mutate(req: AdmissionRequest, deps: MutateDeps, reviewKey?: string): AdmissionResult {
   if (req.kind.kind !== "Pod" || req.resource.resource !== "pods" || req.subResource || req.operation !== "CREATE") {
     return { allowed: true, reason: "NotAPodCreate" };
   }
@@ -33,7 +34,7 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): AdmissionResult
   try {
     const reason = sidecar ? "Reinjected" : "Injected";
     if (!deps.patches) return { allowed: true, reason, patch: jsonPatch(pod, injectPod(pod, deps.config)) };
-    const { ops, encoded } = deps.patches.patchFor(pod, deps.config);
+    const { ops, encoded } = deps.patches.patchFor(pod, deps.config, reviewKey);
     return { allowed: true, reason, patch: ops as unknown[], encodedPatch: encoded };
   } catch (err) {
     if (err instanceof InjectionError) {

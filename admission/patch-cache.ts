@@ -9,7 +9,7 @@
 // (~6 KB per typical entry); pods over MAX_CACHED_POD are computed every time.
 import { injectPod, type InjectionConfig } from "./inject.ts";
 import { jsonPatch, type Operation } from "./patch.ts";
-import { cacheKey, ConfigStamp } from "./cache-key.ts";
+import { cacheKey, ConfigStamp, deepFreeze } from "./cache-key.ts";
 import { Lru } from "./lru.ts";
 
 export const PATCH_CACHE_SIZE = 1000;
@@ -43,28 +43,35 @@ export class PatchCache {
     return this.lru.weight;
   }
 
-  /** The patch that injects the enforcer into `pod` under `cfg`; throws InjectionError as injectPod does. */
-  patchFor(pod: unknown, cfg: InjectionConfig): InjectionPatch {
+  /**
+   * The patch that injects the enforcer into `pod` under `cfg`; throws InjectionError as injectPod
+   * does. `reviewKey` (review.ts), when given, is looked up first: the review's text holds the pod
+   * whole, and a repeat of the same review needs no JSON of the pod. Reviews that differ outside
+   * the pod (another user) still meet at the pod's own key, which then gets the review key as an alias.
+   */
+  patchFor(pod: unknown, cfg: InjectionConfig, reviewKey?: string): InjectionPatch {
     if (this.config.changed(cfg)) this.lru.clear();
-    const podJSON = JSON.stringify(pod);
-    const key = podJSON.length <= MAX_CACHED_POD ? cacheKey(podJSON) : undefined;
-    const hit = key !== undefined ? this.lru.get(key) : undefined;
-    if (hit) {
+    // A review key begins with a digit, a pod's JSON with "{", a long one's digest with "sha256:" (of a different text): the two never meet.
+    const quick = reviewKey !== undefined ? this.lru.get(reviewKey) : undefined;
+    if (quick) {
       this.hits++;
-      return hit;
+      return quick;
     }
-    this.misses++;
-    const ops = jsonPatch(pod, injectPod(pod, cfg));
-    const patch: InjectionPatch = { ops: deepFreeze(ops), encoded: Buffer.from(JSON.stringify(ops)).toString("base64") };
-    if (key !== undefined) this.lru.set(key, patch, key.length + patch.encoded.length);
+    const key = podKey(pod);
+    let patch = key !== undefined ? this.lru.get(key) : undefined;
+    if (patch) this.hits++;
+    else {
+      this.misses++;
+      const ops = jsonPatch(pod, injectPod(pod, cfg));
+      patch = { ops: deepFreeze(ops), encoded: Buffer.from(JSON.stringify(ops)).toString("base64") };
+      if (key !== undefined) this.lru.set(key, patch, key.length + patch.encoded.length);
+    }
+    if (reviewKey !== undefined && key !== undefined) this.lru.set(reviewKey, patch, reviewKey.length);
     return patch;
   }
 }
 
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === "object" && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const child of Object.values(v)) deepFreeze(child);
-  }
-  return v;
+function podKey(pod: unknown): string | undefined {
+  const json = JSON.stringify(pod);
+  return json.length <= MAX_CACHED_POD ? cacheKey(json) : undefined;
 }

@@ -28,7 +28,11 @@ export interface AdmissionResult {
   warnings?: string[];
 }
 
-export type AdmissionHandler = (req: AdmissionRequest) => AdmissionResult | Promise<AdmissionResult>;
+/**
+ * `reviewKey`, when the transport has one: the review's text without its uid. Two requests with
+ * the same key are the same request but for the uid, so it can key the handlers' caches.
+ */
+export type AdmissionHandler = (req: AdmissionRequest, reviewKey?: string) => AdmissionResult | Promise<AdmissionResult>;
 
 /**
  * The kinds the webhook configurations send (operator/admission/webhook-config.ts) and

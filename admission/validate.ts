@@ -21,7 +21,8 @@ export interface ValidateDeps {
   verdicts?: VerdictCache;
 }
 
-export function validate(req: AdmissionRequest, deps: ValidateDeps): AdmissionResult {
+/** `reviewKey`: the transport's key for the review (review.ts), a cheaper cache key than the pod spec's JSON. */
+export function validate(req: AdmissionRequest, deps: ValidateDeps, reviewKey?: string): AdmissionResult {
   if (req.operation !== "CREATE" && req.operation !== "UPDATE") return { allowed: true, reason: "NotEvaluated" };
   const kind = req.kind.kind;
   const obj = req.object;
@@ -41,7 +42,7 @@ export function validate(req: AdmissionRequest, deps: ValidateDeps): AdmissionRe
   const annotations = templateAnnotations(kind, obj);
   const now = deps.now();
   const evaluate = () => evaluatePod({ namespace, labels: current.labels ?? {}, podSpec: withoutEnforcer(current.podSpec, deps.injection, annotations), owner }, rules, deps.scans, now);
-  const verdict = deps.verdicts ? deps.verdicts.verdict({ kind, namespace, labels: current.labels, annotations, podSpec: current.podSpec }, rules, deps.scans, deps.injection, now, evaluate) : evaluate();
+  const verdict = deps.verdicts ? deps.verdicts.verdict({ kind, namespace, labels: current.labels, annotations, podSpec: current.podSpec }, rules, deps.scans, deps.injection, now, evaluate, reviewKey) : evaluate();
   if (!req.dryRun && (verdict.warnings.length || !verdict.allowed)) deps.report?.(req, owner, verdict);
   if (!verdict.allowed) return { allowed: false, reason: "RuntimeRuleViolation", message: verdict.message, warnings: verdict.warnings };
   return { allowed: true, reason: verdict.warnings.length ? "AdmittedWithWarnings" : "Compliant", warnings: verdict.warnings };

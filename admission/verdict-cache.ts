@@ -57,35 +57,54 @@ export class VerdictCache {
     return this.lru.size;
   }
 
-  /** evaluate()'s verdict for this input, from the cache when nothing it depends on has changed. */
-  verdict(input: VerdictInput, rules: RuleRef[], scans: ScanIndex, injection: InjectionConfig, now: Date, evaluate: () => AdmissionVerdict): AdmissionVerdict {
+  /**
+   * evaluate()'s verdict for this input, from the cache when nothing it depends on has changed.
+   * `reviewKey` (review.ts), when given, is looked up first: the review's text holds the input
+   * whole, and a repeat of the same review needs no JSON of the pod spec. Reviews that differ
+   * outside the input (a pod's generated name) still meet at the input's key, which then gets the
+   * review key as an alias.
+   */
+  verdict(input: VerdictInput, rules: RuleRef[], scans: ScanIndex, injection: InjectionConfig, now: Date, evaluate: () => AdmissionVerdict, reviewKey?: string): AdmissionVerdict {
     if (this.config.changed(injection)) this.lru.clear();
-    const text = JSON.stringify([input.kind, input.namespace, input.labels ?? null, input.annotations ?? null, input.podSpec]);
-    if (text.length > MAX_CACHED_SPEC) return this.miss(evaluate);
-    const key = cacheKey(text);
     const rulesKey = fingerprint(rules);
     const t = now.getTime();
-    const e = this.lru.get(key);
-    if (e && e.rules === rulesKey && e.scans === scans && e.scansVersion === scans.version && t < e.validUntil) {
+    const valid = (e: Entry | undefined): e is Entry => !!e && e.rules === rulesKey && e.scans === scans && e.scansVersion === scans.version && t < e.validUntil;
+    // A review key begins with a digit, the input's JSON with "[", a long one's digest with "sha256:" (of a different text).
+    const quick = reviewKey !== undefined ? this.lru.get(reviewKey) : undefined;
+    if (valid(quick)) {
       this.hits++;
-      return e.verdict;
+      return quick.verdict;
     }
-    const verdict = this.miss(evaluate);
-    if (!verdict.allowed) {
-      this.lru.delete(key);
-      return verdict;
+    const key = inputKey(input);
+    if (key === undefined) return this.miss(evaluate);
+    let e = this.lru.get(key);
+    if (valid(e)) this.hits++;
+    else {
+      const verdict = this.miss(evaluate);
+      if (!verdict.allowed) {
+        this.lru.delete(key);
+        if (reviewKey !== undefined) this.lru.delete(reviewKey);
+        return verdict;
+      }
+      const kept: AdmissionVerdict = verdict.warnings.length
+        ? Object.freeze({ ...verdict, warnings: Object.freeze([...verdict.warnings]) as string[] })
+        : Object.freeze({ allowed: true, warnings: NO_WARNINGS as string[], message: "", rules: [] });
+      e = { rules: rulesKey, scans, scansVersion: scans.version, validUntil: nextExpiry(rules, t), verdict: kept };
+      this.lru.set(key, e, key.length);
     }
-    const kept: AdmissionVerdict = verdict.warnings.length
-      ? Object.freeze({ ...verdict, warnings: Object.freeze([...verdict.warnings]) as string[] })
-      : Object.freeze({ allowed: true, warnings: NO_WARNINGS as string[], message: "", rules: [] });
-    this.lru.set(key, { rules: rulesKey, scans, scansVersion: scans.version, validUntil: nextExpiry(rules, t), verdict: kept }, key.length);
-    return kept;
+    if (reviewKey !== undefined) this.lru.set(reviewKey, e, reviewKey.length);
+    return e.verdict;
   }
 
   private miss(evaluate: () => AdmissionVerdict): AdmissionVerdict {
     this.misses++;
     return evaluate();
   }
+}
+
+function inputKey(input: VerdictInput): string | undefined {
+  const text = JSON.stringify([input.kind, input.namespace, input.labels ?? null, input.annotations ?? null, input.podSpec]);
+  return text.length > MAX_CACHED_SPEC ? undefined : cacheKey(text);
 }
 
 /** The rules as the verdict saw them: names and spec identities. */

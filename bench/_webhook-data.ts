@@ -28,7 +28,12 @@ export function vulnerabilityReport(i: number) {
   };
 }
 
-export function podReview(uid: string) {
+/**
+ * The review of one pod of template `template` (0 for the default; others differ in their
+ * pod-template-hash and generateName), members in the order the API server writes them.
+ */
+export function podReview(uid: string, template = 0) {
+  const hash = template === 0 ? "7c9f8d6b5" : `t${template.toString(16).padStart(8, "0")}`;
   const image = (i: number) => `ghcr.io/acme/svc-${i}:1.0.0@${digest(i)}`;
   const container = (name: string, i: number) => ({
     name,
@@ -40,8 +45,8 @@ export function podReview(uid: string) {
     volumeMounts: [{ name: "kube-api-access-x", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true }],
   });
   return {
-    apiVersion: "admission.k8s.io/v1",
     kind: "AdmissionReview",
+    apiVersion: "admission.k8s.io/v1",
     request: {
       uid,
       kind: { group: "", version: "v1", kind: "Pod" },
@@ -54,11 +59,11 @@ export function podReview(uid: string) {
         apiVersion: "v1",
         kind: "Pod",
         metadata: {
-          generateName: "orders-7c9f8d6b5-",
+          generateName: `orders-${hash}-`,
           namespace: BENCH_NAMESPACE,
-          labels: { app: "orders", "pod-template-hash": "7c9f8d6b5", tier: "backend" },
+          labels: { app: "orders", "pod-template-hash": hash, tier: "backend" },
           annotations: { "tenet.dev/commit": "9f1c2ab" },
-          ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: "orders-7c9f8d6b5", uid: "0c3e1d2a-1111-4c3b-9d1e-2f3a4b5c6d7e", controller: true, blockOwnerDeletion: true }],
+          ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: `orders-${hash}`, uid: "0c3e1d2a-1111-4c3b-9d1e-2f3a4b5c6d7e", controller: true, blockOwnerDeletion: true }],
         },
         spec: {
           serviceAccountName: "orders",

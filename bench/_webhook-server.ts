@@ -55,8 +55,10 @@ const metrics = new AdmissionMetrics(new Registry());
 const injection = configFromEnv({ TENET_NAMESPACE: "tenet-system" }).injection;
 // As the operator wires them (operator/admission/index.ts); BENCH_NO_CACHE=1 measures without.
 const caches = process.env.BENCH_NO_CACHE === "1" ? {} : { verdicts: new VerdictCache(), patches: new PatchCache() };
-admissionRoute(tenet, { path: "/validate", webhook: "validate", log, metrics, handler: (req) => validate(req, { rules: (ns) => (ns === BENCH_NAMESPACE ? rules : []), scans, now: () => new Date(), injection, verdicts: caches.verdicts }) });
-admissionRoute(tenet, { path: "/mutate", webhook: "mutate", log, metrics, handler: (req) => mutate(req, { namespaceLabels: () => ({ "tenet.dev/inject": "enabled" }), config: injection, patches: caches.patches }) });
+const validateDeps = { rules: (ns: string) => (ns === BENCH_NAMESPACE ? rules : []), scans, now: () => new Date(), injection, verdicts: caches.verdicts };
+const mutateDeps = { namespaceLabels: () => ({ "tenet.dev/inject": "enabled" }), config: injection, patches: caches.patches };
+admissionRoute(tenet, { path: "/validate", webhook: "validate", log, metrics, handler: (req, key) => validate(req, validateDeps, caches.verdicts && key) });
+admissionRoute(tenet, { path: "/mutate", webhook: "mutate", log, metrics, handler: (req, key) => mutate(req, mutateDeps, caches.patches && key) });
 
 // The baseline: the same TLS and the same HTTP stack, no decision at all.
 const bare = Fastify({ https: { key: tls.key, cert: tls.cert, minVersion: "TLSv1.2" }, logger: false, bodyLimit: 3 * 1024 * 1024 });

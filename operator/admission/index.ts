@@ -16,8 +16,8 @@ import type { Controller } from "../runtime/controller.ts";
 import type { EventRecorder } from "../runtime/events.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { RuntimeMetrics } from "../runtime/metrics.ts";
-import { mutate } from "../../admission/mutate.ts";
-import { validate } from "../../admission/validate.ts";
+import { mutate, type MutateDeps } from "../../admission/mutate.ts";
+import { validate, type ValidateDeps } from "../../admission/validate.ts";
 import { protectTenetMetadata, releaseReview } from "../../admission/protect.ts";
 import { AdmissionMetrics, admissionRoute, type AdmissionRequest } from "./transport.ts";
 import { PatchCache } from "../../admission/patch-cache.ts";
@@ -80,6 +80,39 @@ export function createAdmission(ctx: {
   const rulesIn = (namespace: string): RuleRef[] =>
     ctx.rules.listNamespace(namespace).map((r) => ({ namespace, name: r.metadata.name, spec: r.spec }));
 
+  // Built once, not per request.
+  const mutateDeps: MutateDeps = { namespaceLabels: (ns) => ctx.namespaces.get(ns)?.metadata.labels, config: injection, patches };
+  const validateDeps: ValidateDeps = {
+    rules: rulesIn,
+    scans: ctx.scans,
+    now: () => new Date(),
+    injection,
+    verdicts,
+    // Events go out after the answer: never a remote call on the request path.
+    report: (req, owner, verdict) =>
+      setImmediate(() => {
+        // The denied object, for the leader's PolicyReports (operator/reports/admission.ts).
+        const related = deniedObject(req);
+        for (const rv of verdict.rules) {
+          if (rv.decision === "allow") continue;
+          const [ns, name] = rv.rule.split("/");
+          const rule = ctx.rules.get(`${ns}/${name}`);
+          if (!rule) continue;
+          const denied = rv.decision === "deny";
+          if (denied) ctx.signals?.admissionDenied({ namespace: ns, ...podTemplateOf(req.object), rule: rv.rule, reason: "AdmissionDenied", message: clip(`${owner}: ${rv.message}`, 512)! });
+          void ctx.events.emit(
+            { apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", metadata: rule.metadata as any },
+            denied ? "Warning" : "Normal",
+            denied ? "AdmissionDenied" : "AdmittedWithWarnings",
+            // owner names the object as the caller sent it: bounded, like every Event message.
+            clip(`${owner}: ${rv.message}`, 1024)!,
+            denied ? { related, action: req.operation } : undefined,
+          );
+          if (denied) void recordDenial(ctx.events, cfg, rule, related, req.operation, clip(`${owner}: ${rv.message}`, 1024)!);
+        }
+      }),
+  };
+
   return {
     controller,
     routes(app) {
@@ -88,45 +121,16 @@ export function createAdmission(ctx: {
         webhook: "mutate",
         log,
         metrics,
-        handler: (req) => mutate(req, { namespaceLabels: (ns) => ctx.namespaces.get(ns)?.metadata.labels, config: injection, patches }),
+        handler: (req, key) => mutate(req, mutateDeps, key),
       });
       admissionRoute(app, {
         path: "/validate",
         webhook: "validate",
         log,
         metrics,
-        handler: async (req) =>
+        handler: async (req, key) =>
           (await protectTenetMetadata(req, protectDeps)) ??
-          validate(req, {
-            rules: rulesIn,
-            scans: ctx.scans,
-            now: () => new Date(),
-            injection,
-            verdicts,
-            // Events go out after the answer: never a remote call on the request path.
-            report: (req, owner, verdict) =>
-              setImmediate(() => {
-                // The denied object, for the leader's PolicyReports (operator/reports/admission.ts).
-                const related = deniedObject(req);
-                for (const rv of verdict.rules) {
-                  if (rv.decision === "allow") continue;
-                  const [ns, name] = rv.rule.split("/");
-                  const rule = ctx.rules.get(`${ns}/${name}`);
-                  if (!rule) continue;
-                  const denied = rv.decision === "deny";
-                  if (denied) ctx.signals?.admissionDenied({ namespace: ns, ...podTemplateOf(req.object), rule: rv.rule, reason: "AdmissionDenied", message: clip(`${owner}: ${rv.message}`, 512)! });
-                  void ctx.events.emit(
-                    { apiVersion: "tenet.dev/v1alpha1", kind: "RuntimeRule", metadata: rule.metadata as any },
-                    denied ? "Warning" : "Normal",
-                    denied ? "AdmissionDenied" : "AdmittedWithWarnings",
-                    // owner names the object as the caller sent it: bounded, like every Event message.
-                    clip(`${owner}: ${rv.message}`, 1024)!,
-                    denied ? { related, action: req.operation } : undefined,
-                  );
-                  if (denied) void recordDenial(ctx.events, cfg, rule, related, req.operation, clip(`${owner}: ${rv.message}`, 1024)!);
-                }
-              }),
-          }),
+          validate(req, validateDeps, key),
       });
     },
   };

@@ -159,8 +159,21 @@ describe("admission webhooks called by the real API server", function () {
       const res = await apply(ns, d);
       assert.equal(res.code, 0, res.stderr);
       const tpl = (await kube.get(`/apis/apps/v1/namespaces/${ns}/deployments/shop`)).spec.template;
-      const p = await kube.create(resourcePath(Resources.pods, ns), { apiVersion: "v1", kind: "Pod", metadata: { generateName: "shop-", labels: tpl.metadata.labels }, spec: tpl.spec });
+      const replica = (spec: any) => kube.create(resourcePath(Resources.pods, ns), { apiVersion: "v1", kind: "Pod", metadata: { generateName: "shop-", labels: tpl.metadata.labels }, spec });
+      const p = await replica(tpl.spec);
       assert.equal(p.spec.initContainers[0].name, "tenet-enforcer");
+      // The API server's reviews have the shape the review cache keys (operator/admission/review-cache.ts):
+      // replicas without the service-account token volume (its name is random per pod) are parsed once.
+      const count = async (result: string) => (await operator.metrics()).get(`tenet_admission_review_cache_total{webhook="mutate",result="${result}"}`) ?? 0;
+      const [hits, unkeyed] = [await count("hit"), await count("unkeyed")];
+      const spec = { ...tpl.spec, automountServiceAccountToken: false };
+      const a = await replica(spec);
+      await replica(spec); // the second review of a template is kept, the third hits
+      const b = await replica(spec);
+      assert.deepEqual(b.spec.initContainers, a.spec.initContainers);
+      assert.equal(b.spec.initContainers[0].name, "tenet-enforcer");
+      assert.ok((await count("hit")) > hits, "the third replica's review is the first's but for its uid");
+      assert.equal(await count("unkeyed"), unkeyed, "the API server writes reviews in the keyed shape");
     });
 
     it("respects the opt-out annotation, and injects by annotation in a namespace that did not opt in", async () => {

@@ -75,6 +75,29 @@ describe("admission caches: injection patches", () => {
     assert.equal(patches.hits, 2);
   });
 
+  it("keyed by the transport's review key, a hit answers what the pod's own computation does; another key is another entry", () => {
+    const patches = new PatchCache();
+    const deps = { namespaceLabels: () => ({ "tenet.dev/inject": "enabled" }), config: cfg, patches };
+    const pod = goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod;
+    const plain = mutate(podRequest(structuredClone(pod)), { ...deps, patches: undefined });
+    const a = mutate(podRequest(structuredClone(pod), "u-1"), deps, "0,review-a");
+    const b = mutate(podRequest(structuredClone(pod), "u-2"), deps, "0,review-a");
+    assert.equal(patches.hits, 1);
+    assert.equal(b.encodedPatch, encode(plain.patch));
+    assert.equal(a.encodedPatch, b.encodedPatch);
+    const other = structuredClone(pod);
+    other.metadata.annotations = { ...other.metadata.annotations, "tenet.dev/app-port": "9999" };
+    const c = mutate(podRequest(other, "u-3"), deps, "0,review-b");
+    assert.equal(patches.hits, 1, "a new review key and a new pod miss");
+    assert.match(Buffer.from(c.encodedPatch!, "base64").toString(), /"9999"/);
+    // Another review of the same pod (say, another user's): met at the pod's key, then by its own.
+    const d = mutate(podRequest(structuredClone(pod), "u-4"), deps, "0,review-c");
+    const e = mutate(podRequest(structuredClone(pod), "u-5"), deps, "0,review-c");
+    assert.equal(patches.hits, 3);
+    assert.equal(d.encodedPatch, a.encodedPatch);
+    assert.equal(e.encodedPatch, a.encodedPatch);
+  });
+
   it("any change to the pod is a new entry: a forged pod-template-hash gets its own patch", () => {
     const cache = new PatchCache();
     const pod = structuredClone(goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod);
@@ -183,6 +206,21 @@ describe("admission caches: RuntimeRule verdicts", () => {
         assert.deepEqual(cached, fresh);
       }
     }
+  });
+
+  it("by review key: a repeat hits without the spec's JSON, pods with other names meet at the spec's key, a changed rule still invalidates", () => {
+    const scans = scanIndex();
+    const verdicts = new VerdictCache();
+    let rules = [rule({ enforcement: "audit", vulnerabilities: { thresholds: { critical: 0 } } })];
+    const fresh = validate(podRequest(orders("orders-1")), deps(rules, scans));
+    assert.deepEqual(validate(podRequest(orders("orders-1")), deps(rules, scans, verdicts), "0,review-1"), fresh);
+    assert.deepEqual(validate(podRequest(orders("orders-1"), "u-2"), deps(rules, scans, verdicts), "0,review-1"), fresh);
+    assert.deepEqual(validate(podRequest(orders("orders-2")), deps(rules, scans, verdicts), "0,review-2"), validate(podRequest(orders("orders-2")), deps(rules, scans)));
+    assert.deepEqual([verdicts.hits, verdicts.misses], [2, 1]);
+    rules = [rule({ vulnerabilities: { thresholds: { critical: 0 } } })];
+    const denied = validate(podRequest(orders("orders-1"), "u-3"), deps(rules, scans, verdicts), "0,review-1");
+    assert.equal(denied.allowed, false, "the alias is checked against the rules like any entry");
+    assert.equal(validate(podRequest(orders("orders-1"), "u-4"), deps(rules, scans, verdicts), "0,review-1").allowed, false, "and a denial is not kept under it");
   });
 
   it("a denial is never served from the cache: its message names the pod", () => {
