@@ -149,12 +149,16 @@ export function route(dst: { address: string; port: number }, host: string | und
     const bare = host.replace(/:[0-9]+$/, "");
     keys.unshift(host.includes(":") ? host : `${host}:${dst.port}`, bare);
   }
-  for (const k of keys) {
+  for (const [i, k] of keys.entries()) {
     const p = peers.get(k);
     if (!p) continue;
     // TENET_PEERS overrides the identity (and the address, when it names one).
     if (p.address) return { kind: "mesh", host: p.address.host, port: p.address.port, spiffeID: p.spiffeID, via: "peers" };
-    return meshed ? { ...meshed, spiffeID: p.spiffeID, via: "peers" } : { kind: "mesh", host: dst.address, port: peerPort, appPort: dst.port, spiffeID: p.spiffeID, via: "peers" };
+    if (meshed) return { ...meshed, spiffeID: p.spiffeID, via: "peers" };
+    // Not (yet) in the mesh document. Matched by a Service name, dst.port is the Service's port,
+    // not the app's: leave the app port to the destination's default, as the explicit proxy does.
+    const byName = host !== undefined && i < keys.length - 2 && net.isIP(host.replace(/:[0-9]+$/, "").replace(/^\[|\]$/g, "")) === 0;
+    return { kind: "mesh", host: dst.address, port: peerPort, ...(byName ? {} : { appPort: dst.port }), spiffeID: p.spiffeID, via: "peers" };
   }
   return meshed;
 }

@@ -79,6 +79,8 @@ for c in "GET http://orders.demo.svc/healthz|rule any-caller-health: any authent
 done
 echo
 echo "a bypass attempt: a pod without an enforcer (namespace default) calls orders' app port on its pod IP:"
+# A pod left from an earlier run may have lost its sandbox when the node restarted: start afresh.
+kubectl delete pod outsider -n default --ignore-not-found --grace-period=0 --force >/dev/null 2>&1 || true
 kubectl run outsider -n default --image=ghcr.io/acme/e2e-app:1.0 --image-pull-policy=Never --restart=Never --command -- node /app/server.js >/dev/null 2>&1 || true
 kubectl wait -n default --for=condition=Ready pod/outsider --timeout=60s >/dev/null
 echo "\$ kubectl exec outsider -- node /app/http.js GET http://$ip:8080/healthz"

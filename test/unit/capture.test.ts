@@ -114,5 +114,10 @@ describe("capture: the enforcer's classification and routing", () => {
     const peers = parsePeers('{"orders.shop.svc": "spiffe://cluster.local/ns/shop/sa/other", "legacy.shop.svc": {"spiffeID": "spiffe://cluster.local/ns/shop/sa/legacy", "address": "10.0.0.5:15443"}}');
     assert.equal(route({ address: "10.96.0.20", port: 80 }, "orders.shop.svc", mesh, peers, 15443)?.spiffeID, "spiffe://cluster.local/ns/shop/sa/other");
     assert.deepEqual(route({ address: "10.96.0.99", port: 80 }, "legacy.shop.svc", mesh, peers, 15443), { kind: "mesh", host: "10.0.0.5", port: 15443, spiffeID: "spiffe://cluster.local/ns/shop/sa/legacy", via: "peers" });
+    // Before the mesh document lists the Service, a match by name does not send the Service's
+    // port (80) as the app port: the destination's default app port answers (quick start, 502 seen).
+    assert.deepEqual(route({ address: "10.96.0.20", port: 80 }, "orders.shop.svc", undefined, peers, 15443), { kind: "mesh", host: "10.96.0.20", port: 15443, spiffeID: "spiffe://cluster.local/ns/shop/sa/other", via: "peers" });
+    const byIP = parsePeers('{"10.244.0.9:9000": "spiffe://cluster.local/ns/shop/sa/pay"}');
+    assert.deepEqual(route({ address: "10.244.0.9", port: 9000 }, undefined, undefined, byIP, 15443), { kind: "mesh", host: "10.244.0.9", port: 15443, appPort: 9000, spiffeID: "spiffe://cluster.local/ns/shop/sa/pay", via: "peers" });
   });
 });
