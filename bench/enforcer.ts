@@ -172,6 +172,7 @@ async function fixedRate(t: Target) {
   return { p50: h.percentile(50) / 1000, p99: h.percentile(99) / 1000 };
 }
 
+const memIdle = memMB();
 for (const t of ["direct", "enforcer"] as Target[]) for (let i = 0; i < 300; i++) await once(t); // warm-up
 
 const rps: Record<Target, number[]> = { direct: [], enforcer: [] };
@@ -203,7 +204,7 @@ const ratio = r3(median(rps.enforcer.map((x, i) => x / rps.direct[i])));
 const corePer1000 = requestsFixed ? r3((cpuFixed / requestsFixed) * 1000) : undefined;
 const mem = memMB();
 const load = os.loadavg().map((x) => r1(x));
-console.log(`enforcer CPU ${corePer1000} core per 1,000 req/s (fixed-rate phases); RSS ${mem.rss} MB (anonymous ${mem.anon} MB); load average ${load.join(" ")}`);
+console.log(`enforcer CPU ${corePer1000} core per 1,000 req/s (fixed-rate phases); RSS ${mem.rss} MB (anonymous ${mem.anon} MB; before the load ${memIdle.rss} / ${memIdle.anon}); load average ${load.join(" ")}`);
 console.log(`added latency at ${RATE} rps: p50 +${addedP50} ms (goal <= 0.3), p99 +${addedP99} ms (goal <= 1); throughput ratio ${ratio} (goal >= 0.5)`);
 console.log(
   JSON.stringify({
@@ -219,6 +220,8 @@ console.log(
       enforcerCorePer1000Rps: corePer1000,
       enforcerRssMB: mem.rss,
       enforcerRssAnonMB: mem.anon,
+      enforcerIdleRssMB: memIdle.rss,
+      enforcerIdleRssAnonMB: memIdle.anon,
       loadAverage: load,
       rate: RATE,
       connections: CONNECTIONS,
