@@ -6,9 +6,13 @@
 // The CA and certificates are made in-process (operator/ca/keypair.ts, leaf.ts) and the enforcer runs as a
 // child in static mode (TENET_ENFORCER_STATIC_DIR: certificate, bundle and policy from files).
 // Knobs: BENCH_SECONDS (per phase and target, default 3), BENCH_ROUNDS (default 3; medians are
-// reported), BENCH_RATE, BENCH_CONNECTIONS, BENCH_CHILD_NODE_OPTIONS (e.g. "--cpu-prof").
+// reported), BENCH_RATE, BENCH_CONNECTIONS, BENCH_CHILD_NODE_OPTIONS (both children, e.g.
+// "--cpu-prof"), BENCH_ENFORCER (another enforcer bundle, e.g. main's, for a before/after on the
+// same machine state), BENCH_ENFORCER_NODE_OPTIONS (the enforcer only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
+// The enforcer's own CPU (utime + stime from /proc/<pid>/stat) is reported per 1,000 requests of the
+// fixed-rate phases (= cores at 1,000 req/s), and its VmRSS / RssAnon after the load.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import os from "node:os";
 import path from "node:path";
@@ -62,8 +66,9 @@ writeFileSync(
 // --- processes ------------------------------------------------------------------------------
 const children: ChildProcess[] = [];
 process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
-function child(args: string[], env: Record<string, string>, ready: (rec: any) => boolean): Promise<any> {
-  const c = spawn(process.execPath, [...(process.env.BENCH_CHILD_NODE_OPTIONS ?? "").split(" ").filter(Boolean), ...(args[0].endsWith(".ts") ? ["--import", "tsx"] : []), ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+const opts = (v: string | undefined) => (v ?? "").split(" ").filter(Boolean);
+function child(args: string[], env: Record<string, string>, ready: (rec: any) => boolean, nodeOptions: string[] = []): Promise<any> {
+  const c = spawn(process.execPath, [...opts(process.env.BENCH_CHILD_NODE_OPTIONS), ...nodeOptions, ...(args[0].endsWith(".ts") ? ["--import", "tsx"] : []), ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
   children.push(c);
   return new Promise((resolve, reject) => {
     c.on("exit", (code) => reject(new Error(`${args[0]} exited with ${code}`)));
@@ -80,7 +85,7 @@ function child(args: string[], env: Record<string, string>, ready: (rec: any) =>
 const app = await child([path.join(root, "bench/_enforcer-app.ts"), dir], {}, (r) => r.plain > 0);
 // The bundled enforcer, as the image runs it (npm run bench builds first).
 const enforcer = await child(
-  [path.join(root, "build/enforcer.mjs")],
+  [process.env.BENCH_ENFORCER ? path.resolve(process.env.BENCH_ENFORCER) : path.join(root, "build/enforcer.mjs")],
   {
     TENET_ENFORCER_STATIC_DIR: dir,
     TENET_APP_PORT: String(app.plain),
@@ -93,7 +98,29 @@ const enforcer = await child(
     TENET_LOG_LEVEL: "info",
   },
   (r) => r.msg === "enforcer listening",
+  opts(process.env.BENCH_ENFORCER_NODE_OPTIONS),
 );
+const enforcerPid = children[children.length - 1].pid!;
+// utime + stime of the enforcer in seconds (Linux); undefined elsewhere.
+const TICK = 100; // USER_HZ on Linux
+function cpuSeconds(): number | undefined {
+  try {
+    const f = readFileSync(`/proc/${enforcerPid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(f[11]) + Number(f[12])) / TICK;
+  } catch {
+    return undefined;
+  }
+}
+function memMB(): { rss?: number; anon?: number } {
+  try {
+    const s = readFileSync(`/proc/${enforcerPid}/status`, "utf8");
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(s)?.[1]) / 1024;
+    return { rss: r1(kb("VmRSS")), anon: r1(kb("RssAnon")) };
+  } catch {
+    return {};
+  }
+}
+const r1 = (x: number) => Math.round(x * 10) / 10;
 
 // --- load generator ---------------------------------------------------------------------------
 const targets = { direct: app.secure as number, enforcer: enforcer.inboundPort as number };
@@ -145,13 +172,21 @@ async function fixedRate(t: Target) {
   return { p50: h.percentile(50) / 1000, p99: h.percentile(99) / 1000 };
 }
 
+const memIdle = memMB();
 for (const t of ["direct", "enforcer"] as Target[]) for (let i = 0; i < 300; i++) await once(t); // warm-up
 
 const rps: Record<Target, number[]> = { direct: [], enforcer: [] };
+let cpuFixed = 0;
+let requestsFixed = 0;
 const lat: Record<Target, { p50: number; p99: number }[]> = { direct: [], enforcer: [] };
 for (let r = 1; r <= ROUNDS; r++) {
   const order: Target[] = r % 2 ? ["direct", "enforcer"] : ["enforcer", "direct"];
-  for (const t of order) lat[t].push(await fixedRate(t));
+  for (const t of order) {
+    const c0 = t === "enforcer" ? cpuSeconds() : undefined;
+    lat[t].push(await fixedRate(t));
+    const c1 = c0 === undefined ? undefined : cpuSeconds();
+    if (c0 !== undefined && c1 !== undefined) (cpuFixed += c1 - c0), (requestsFixed += Math.round(RATE * SECONDS));
+  }
   for (const t of order) rps[t].push(await fullSpeed(t));
   console.log(
     `round ${r}/${ROUNDS}: ${RATE} rps p50/p99 ms direct ${lat.direct[r - 1].p50.toFixed(3)}/${lat.direct[r - 1].p99.toFixed(3)}, enforcer ${lat.enforcer[r - 1].p50.toFixed(3)}/${lat.enforcer[r - 1].p99.toFixed(3)}; full speed direct ${Math.round(rps.direct[r - 1])}/s, enforcer ${Math.round(rps.enforcer[r - 1])}/s`,
@@ -166,6 +201,10 @@ const r3 = (x: number) => Math.round(x * 1000) / 1000;
 const addedP50 = r3(median(lat.enforcer.map((l) => l.p50)) - median(lat.direct.map((l) => l.p50)));
 const addedP99 = r3(median(lat.enforcer.map((l) => l.p99)) - median(lat.direct.map((l) => l.p99)));
 const ratio = r3(median(rps.enforcer.map((x, i) => x / rps.direct[i])));
+const corePer1000 = requestsFixed ? r3((cpuFixed / requestsFixed) * 1000) : undefined;
+const mem = memMB();
+const load = os.loadavg().map((x) => r1(x));
+console.log(`enforcer CPU ${corePer1000} core per 1,000 req/s (fixed-rate phases); RSS ${mem.rss} MB (anonymous ${mem.anon} MB; before the load ${memIdle.rss} / ${memIdle.anon}); load average ${load.join(" ")}`);
 console.log(`added latency at ${RATE} rps: p50 +${addedP50} ms (goal <= 0.3), p99 +${addedP99} ms (goal <= 1); throughput ratio ${ratio} (goal >= 0.5)`);
 console.log(
   JSON.stringify({
@@ -178,6 +217,12 @@ console.log(
       directRps: Math.round(median(rps.direct)),
       enforcerRps: Math.round(median(rps.enforcer)),
       latencyMs: lat,
+      enforcerCorePer1000Rps: corePer1000,
+      enforcerRssMB: mem.rss,
+      enforcerRssAnonMB: mem.anon,
+      enforcerIdleRssMB: memIdle.rss,
+      enforcerIdleRssAnonMB: memIdle.anon,
+      loadAverage: load,
       rate: RATE,
       connections: CONNECTIONS,
       seconds: SECONDS,
@@ -189,5 +234,6 @@ console.log(
 );
 // SIGTERM first, so a child run with --cpu-prof (BENCH_CHILD_NODE_OPTIONS) writes its profile.
 children.forEach((c) => c.kill("SIGTERM"));
-await new Promise((r) => setTimeout(r, process.env.BENCH_CHILD_NODE_OPTIONS ? 6000 : 500));
+await new Promise((r) => setTimeout(r, process.env.BENCH_CHILD_NODE_OPTIONS || process.env.BENCH_ENFORCER_NODE_OPTIONS ? 6000 : 500));
+rmSync(dir, { recursive: true, force: true });
 process.exit(0);

@@ -1,7 +1,8 @@
-// The audit log: one JSON line per attempt (inbound and outbound), on its own pino logger and
-// destination (a file or stdout), separate from the operational log. Never a token, an
+// The audit log: one JSON line per attempt (inbound and outbound), in pino's line format on its
+// own destination (a file or stdout), separate from the operational log. Never a token, an
 // Authorization header or a query string (which may carry credentials).
-import { pino, type Logger } from "pino";
+import { mkdirSync, openSync, writeSync } from "node:fs";
+import path from "node:path";
 
 export interface AuditRecord {
   direction: "inbound" | "outbound";
@@ -44,23 +45,51 @@ export interface Audit {
 }
 
 /**
- * Lines are buffered up to `bufferBytes` and flushed at least every `flushMs`, so the request path
- * never waits for a write and a quiet enforcer's records still appear within `flushMs`.
+ * Records are serialized here (pino's line format: level, time, log: "audit", then the record's
+ * fields) and batched: one write per `bufferBytes` of lines or per `flushMs`, never per request.
+ * Writes are synchronous so nothing is in flight when the process exits (flush() and an exit
+ * hook write what is left); a pipe that is full (EAGAIN) keeps the bytes for the next flush.
  */
 export function createAudit(file?: string, opts: { bufferBytes?: number; flushMs?: number } = {}): Audit {
-  const dest = pino.destination({ dest: file ?? 1, sync: false, mkdir: true, minLength: opts.bufferBytes ?? 4096 });
-  const timer = setInterval(() => dest.flush(), opts.flushMs ?? 200);
-  timer.unref();
-  const log: Logger = pino({ base: { log: "audit" }, timestamp: pino.stdTimeFunctions.isoTime, messageKey: "msg" }, dest);
-  return {
-    write: (rec) => log.info(rec),
-    flush: () => {
-      try {
-        dest.flushSync();
-      } catch {
-        // not ready yet (nothing written): nothing to flush
+  let fd = 1;
+  if (file) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    fd = openSync(file, "a");
+  }
+  const max = opts.bufferBytes ?? 64 * 1024;
+  let lines = "";
+  let rest: Buffer | undefined; // bytes a short or refused write left behind
+  let lastMs = 0;
+  let prefix = "";
+  const flush = () => {
+    if (lines) {
+      const b = Buffer.from(lines);
+      lines = "";
+      rest = rest ? Buffer.concat([rest, b]) : b;
+    }
+    try {
+      while (rest) {
+        const n = writeSync(fd, rest);
+        rest = n >= rest.length ? undefined : rest.subarray(n);
       }
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EAGAIN") throw err;
+    }
+  };
+  const timer = setInterval(flush, opts.flushMs ?? 200);
+  timer.unref();
+  process.once("exit", flush);
+  return {
+    write: (rec) => {
+      const now = Date.now();
+      if (now !== lastMs) {
+        lastMs = now;
+        prefix = `{"level":30,"time":"${new Date(now).toISOString()}","log":"audit",`;
+      }
+      lines += prefix + JSON.stringify(rec).slice(1) + "\n";
+      if (lines.length >= max) flush();
     },
+    flush,
   };
 }
 

@@ -1,16 +1,14 @@
 // The enforcer's own certificate: a P-256 key generated in memory (it never leaves the process),
-// a PKCS#10 CSR made with @peculiar/x509, the certificate from the operator's CSR endpoint with
+// a PKCS#10 CSR written with pki/der.ts (no X.509 library in the sidecar: less memory), the certificate from the operator's CSR endpoint with
 // the pod's projected token, renewed at renewAfter (a fresh key each time) with backoff on
 // failure. Listeners learn of a new certificate through onChange and swap their TLS context.
-import "reflect-metadata";
 import crypto from "node:crypto";
-import * as x509 from "@peculiar/x509";
 import type { Logger } from "../common/logger.ts";
 import { readCertIdentity } from "../pki/certificate.ts";
+import { bitString, oid, seq, tlv, utf8 } from "../pki/der.ts";
+import { OID } from "../pki/oids.ts";
 import { pemEncode } from "../pki/pem.ts";
 import { operatorError, type OperatorClient } from "./operator-client.ts";
-
-x509.cryptoProvider.set(crypto.webcrypto as Crypto);
 
 export interface Credentials {
   keyPem: string;
@@ -22,15 +20,18 @@ export interface Credentials {
   attributes: Record<string, string>;
 }
 
-const ECDSA = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-
-/** A fresh P-256 key and a CSR for it; the subject is informative only (the CA decides names). */
+/**
+ * A fresh P-256 key and a PKCS#10 CSR for it (RFC 2986: version 0, subject CN, the SPKI, no
+ * attributes, signed ECDSA with SHA-256). The subject is informative only (the CA decides names).
+ */
 export async function newKeyAndCSR(commonName: string): Promise<{ keyPem: string; csrPem: string }> {
-  const keys = (await crypto.webcrypto.subtle.generateKey(ECDSA, true, ["sign", "verify"])) as CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${commonName.replace(/[,+="\\<>;#]/g, "_")}`, keys, signingAlgorithm: ECDSA });
-  const pkcs8 = Buffer.from(await crypto.webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
-  const keyPem = pemEncode("PRIVATE KEY", pkcs8);
-  return { keyPem, csrPem: csr.toString("pem") };
+  const { privateKey, publicKey } = crypto.generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const cn = commonName.replace(/[,+="\\<>;#]/g, "_");
+  const subject = seq(tlv(0x31, seq(oid(OID.commonName), utf8(cn))));
+  const info = seq(tlv(0x02, Buffer.from([0])), subject, publicKey.export({ type: "spki", format: "der" }), tlv(0xa0));
+  const signature = crypto.sign("sha256", info, privateKey); // DER ECDSA-Sig-Value
+  const csr = seq(info, seq(oid(OID.ecdsaSha256)), bitString(signature));
+  return { keyPem: privateKey.export({ type: "pkcs8", format: "pem" }) as string, csrPem: pemEncode("CERTIFICATE REQUEST", csr) };
 }
 
 /** Next retry delay: 1 s doubling to 30 s, with ±20 % jitter so a fleet does not retry in step. */

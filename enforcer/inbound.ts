@@ -29,6 +29,14 @@ export interface Peer {
   problem?: string;
 }
 
+interface Conn {
+  appPort: number;
+  destination: string;
+  peer: Peer;
+  who: { caller?: string; posture?: string; tier?: string; image?: string };
+  callerHeader?: [string, string];
+}
+
 export interface InboundDeps {
   cfg: EnforcerConfig;
   policy: PolicySource;
@@ -120,16 +128,28 @@ export function createInbound(deps: InboundDeps): https.Server {
     res.end(body);
   }
 
+  // What a request needs from its connection, worked out once per connection (keep-alive
+  // connections carry many requests): the app port and destination, the caller and its audit fields.
+  const conns = new WeakMap<object, Conn>();
+  const connOf = (socket: TLSSocket): Conn => {
+    let c = conns.get(socket);
+    if (!c) {
+      const appPort = appPortOf(socket, cfg);
+      const peer = peerOf(socket);
+      const a = peer.caller?.attributes;
+      c = { appPort, destination: `${cfg.appHost}:${appPort}`, peer, who: peer.caller ? { caller: peer.caller.spiffeID, posture: a!.posture, tier: a!.tier, image: a!.image } : {}, callerHeader: peer.caller && [CALLER_HEADER, peer.caller.spiffeID] };
+      conns.set(socket, c);
+    }
+    return c;
+  };
+
   async function handle(req: http.IncomingMessage, res: http.ServerResponse) {
     const started = performance.now();
     const method = req.method ?? "GET";
     const rawPath = req.url ?? "/";
     const socket = req.socket as TLSSocket;
     if (!socket.authorized) return void socket.destroy(); // refused at secureConnection already; never reached
-    const appPort = appPortOf(socket, cfg);
-    const destination = `${cfg.appHost}:${appPort}`;
-    const peer = peerOf(socket);
-    const who = peer.caller ? { caller: peer.caller.spiffeID, posture: peer.caller.attributes.posture, tier: peer.caller.attributes.tier, image: peer.caller.attributes.image } : {};
+    const { appPort, destination, peer, who, callerHeader } = connOf(socket);
 
     // Checked per request, not only at the handshake: a keep-alive connection outlives both.
     let early: [number, string, string] | undefined;
@@ -158,9 +178,11 @@ export function createInbound(deps: InboundDeps): https.Server {
 
     let status = 0;
     let appFailed = false;
+    let up: http.ClientRequest | undefined;
     res.on("close", () => {
+      if (up && !res.writableFinished) up.destroy();
       record(
-        { ...who, method, path: d.path ?? auditPath(rawPath), api: d.api, scope: d.scope, decision: d.decision, mode: d.mode, policy: d.policy, rule: d.rule, reason: appFailed ? "AppUnavailable" : d.reason, status: status || res.statusCode },
+        { caller: who.caller, posture: who.posture, tier: who.tier, image: who.image, method, path: d.path ?? auditPath(rawPath), api: d.api, scope: d.scope, decision: d.decision, mode: d.mode, policy: d.policy, rule: d.rule, reason: appFailed ? "AppUnavailable" : d.reason, status: status || res.statusCode },
         started,
         destination,
       );
@@ -171,8 +193,8 @@ export function createInbound(deps: InboundDeps): https.Server {
       return refuse(res, d.status, d.reason, d.message);
     }
 
-    const headers = forwardHeaders(req.rawHeaders, [CALLER_HEADER, peer.caller!.spiffeID], REQUEST_OVERRIDE_HEADERS);
-    const up = http.request({ host: cfg.appHost, port: appPort, method, path: forwardPath(rawPath, d.path), headers: headers as unknown as http.OutgoingHttpHeaders, agent: appAgent });
+    const headers = forwardHeaders(req.rawHeaders, callerHeader, REQUEST_OVERRIDE_HEADERS);
+    up = http.request({ host: cfg.appHost, port: appPort, method, path: forwardPath(rawPath, d.path), headers: headers as unknown as http.OutgoingHttpHeaders, agent: appAgent });
     up.on("response", (ures) => {
       status = ures.statusCode ?? 502;
       res.writeHead(status, ures.statusMessage, forwardHeaders(ures.rawHeaders) as unknown as http.OutgoingHttpHeaders);
@@ -186,10 +208,14 @@ export function createInbound(deps: InboundDeps): https.Server {
       log.warn({ err: err.message, app: destination }, "the app did not answer");
       refuse(res, 502, "AppUnavailable", "the application did not answer");
     });
-    res.on("close", () => {
-      if (!res.writableFinished) up.destroy();
-    });
-    req.pipe(up);
+    // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 §6.3):
+    // end the upstream request at once instead of piping an empty stream.
+    if (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined) {
+      req.resume();
+      up.end();
+    } else {
+      req.pipe(up);
+    }
   }
 
   const refusedTLS = (reason: string, detail: string | undefined, remote: string | undefined) => {
