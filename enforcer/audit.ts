@@ -50,6 +50,9 @@ export interface Audit {
  * Writes are synchronous so nothing is in flight when the process exits (flush() and an exit
  * hook write what is left); a pipe that is full (EAGAIN) keeps the bytes for the next flush.
  */
+const BACKLOG_BYTES = 8 * 1024 * 1024;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
 export function createAudit(file?: string, opts: { bufferBytes?: number; flushMs?: number } = {}): Audit {
   let fd = 1;
   if (file) {
@@ -61,24 +64,30 @@ export function createAudit(file?: string, opts: { bufferBytes?: number; flushMs
   let rest: Buffer | undefined; // bytes a short or refused write left behind
   let lastMs = 0;
   let prefix = "";
-  const flush = () => {
+  // drain: write everything, waiting for the reader if need be (flush() and at exit).
+  const flush = (drain = false) => {
     if (lines) {
       const b = Buffer.from(lines);
       lines = "";
       rest = rest ? Buffer.concat([rest, b]) : b;
     }
-    try {
-      while (rest) {
-        const n = writeSync(fd, rest);
-        rest = n >= rest.length ? undefined : rest.subarray(n);
+    while (rest) {
+      const pending: Buffer = rest;
+      try {
+        const n = writeSync(fd, pending);
+        rest = n >= pending.length ? undefined : pending.subarray(n);
+      } catch (err) {
+        if ((err as { code?: string }).code !== "EAGAIN") throw err;
+        // A reader that stays behind: keep a bounded backlog, beyond it wait for the reader
+        // (as pino's synchronous mode does) rather than grow without end or drop records.
+        if (!drain && pending.length < BACKLOG_BYTES) return;
+        Atomics.wait(pause, 0, 0, 1);
       }
-    } catch (err) {
-      if ((err as { code?: string }).code !== "EAGAIN") throw err;
     }
   };
-  const timer = setInterval(flush, opts.flushMs ?? 200);
+  const timer = setInterval(() => flush(), opts.flushMs ?? 200);
   timer.unref();
-  process.once("exit", flush);
+  process.once("exit", () => flush(true));
   return {
     write: (rec) => {
       const now = Date.now();
@@ -89,7 +98,7 @@ export function createAudit(file?: string, opts: { bufferBytes?: number; flushMs
       lines += prefix + JSON.stringify(rec).slice(1) + "\n";
       if (lines.length >= max) flush();
     },
-    flush,
+    flush: () => flush(true),
   };
 }
 

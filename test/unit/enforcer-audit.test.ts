@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -34,6 +35,26 @@ describe("enforcer: audit writer and CSR", () => {
     });
     audit.flush(); // nothing left: writes nothing twice
     assert.equal(readFileSync(file, "utf8").split("\n").filter(Boolean).length, 23);
+  });
+
+  it("loses no record when the reader of its pipe stays behind (bounded backlog, then it waits)", async function () {
+    this.timeout(60_000);
+    // A child writes 12 MB of records to stdout, a pipe nobody reads for a second: more than the
+    // pipe and the backlog hold, so the writer must wait for the reader instead of dropping lines.
+    const code = `import { createAudit } from ${JSON.stringify(path.resolve("enforcer/audit.ts"))};
+      const a = createAudit(undefined, { flushMs: 60_000 });
+      for (let i = 0; i < 60000; i++) a.write({ direction: "inbound", seq: i, path: "/" + "x".repeat(150) });
+      a.flush();`;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { stdio: ["ignore", "pipe", "inherit"] });
+    child.stdout.pause();
+    await new Promise((r) => setTimeout(r, 1000));
+    const chunks: Buffer[] = [];
+    child.stdout.on("data", (c: Buffer) => chunks.push(c)).resume();
+    const exit = await new Promise<number | null>((r) => child.on("close", r));
+    assert.equal(exit, 0);
+    const lines = Buffer.concat(chunks).toString("utf8").split("\n").filter(Boolean);
+    assert.equal(lines.length, 60000);
+    lines.forEach((l, i) => assert.equal(JSON.parse(l).seq, i));
   });
 
   it("makes a P-256 CSR the CA's parser accepts, with the subject escaped", async () => {
