@@ -13,7 +13,9 @@
 //
 // A text is kept from its second sighting on (sightings.ts: the text itself is noted, since reviews
 // that differ in a few bytes — a pod's random token volume name, its generated name — share most
-// fingerprints), so pods that each come once cost nothing but the note. Parsed reviews are deep-frozen (handlers read them; one request must not be able to edit what the
+// fingerprints), so pods that each come once cost nothing but the note. A review that carries a
+// ServiceAccount token volume (kube-api-access-xxxxx, random per pod: admission/token-volume.ts) is
+// unique to its pod and not even noted; the handlers' caches abstract that name instead. Parsed reviews are deep-frozen (handlers read them; one request must not be able to edit what the
 // next receives), and each request gets its own outer object and request object, with its uid.
 // Bounded: REVIEW_CACHE_SIZE fingerprints of at most MAX_SAME_PRINT texts each, REVIEW_CACHE_WEIGHT
 // in total; texts over MAX_CACHED_REVIEW characters are parsed every time.
@@ -48,6 +50,8 @@ interface Entry {
 
 /** Entries whose texts share a fingerprint (the rest are not kept): bounds the compares of a lookup. */
 export const MAX_SAME_PRINT = 8;
+/** How a token volume's name begins, as a JSON string: a review with one is never repeated. */
+const TOKEN_VOLUME_PREFIX = '"kube-api-access-';
 const SAMPLES = 32;
 
 export class ReviewCache {
@@ -94,6 +98,10 @@ export class ReviewCache {
     }
     // A text's first review is only noted: a flood of distinct pods must not churn the cache
     // (freezing and keeping every one of them costs more than parsing it).
+    if (split.rest.includes(TOKEN_VOLUME_PREFIX)) {
+      this.misses++;
+      return { body: this.parse(text) };
+    }
     const key = cacheKey(`${split.prefix}${split.rest}`);
     if (!this.seen.again(key)) {
       this.misses++;

@@ -49,7 +49,7 @@ export class AdmissionMetrics {
     const caches = this.caches;
     new Counter({
       name: "tenet_admission_review_cache_total",
-      help: "AdmissionReviews by webhook and how they were parsed: hit (a template parsed before), miss (parsed; a template is kept from its second review on), unkeyed (not of the API server's shape, too large, or with a duplicate uid: parsed every time).",
+      help: "AdmissionReviews by webhook and how they were parsed: hit (a template parsed before), miss (parsed; a text is kept from its second review on, never one with a pod's random ServiceAccount token volume), unkeyed (not of the API server's shape, too large, or with a duplicate uid: parsed every time).",
       labelNames: ["webhook", "result"],
       registers: [registry],
       collect() {

@@ -183,6 +183,13 @@ describe("admission review cache: hits", () => {
     assert.deepEqual([cache.size, cache.hits, cache.misses], [0, 0, 50]);
   });
 
+  it("a review with a pod's ServiceAccount token volume is not kept, even when it repeats", () => {
+    const cache = new ReviewCache(parse);
+    const text = (uid: string) => apiServerText(uid, (p) => (p.spec.volumes = [{ name: "kube-api-access-x7k2p", projected: { sources: [] } }]));
+    for (const uid of ["a", "b", "c"]) assert.deepEqual(cache.review(text(uid)).body, JSON.parse(text(uid)));
+    assert.deepEqual([cache.size, cache.hits, cache.misses], [0, 0, 3]);
+  });
+
   it("stays within its bounds; texts over MAX_CACHED_REVIEW are parsed every time", () => {
     const cache = new ReviewCache(parse, 4);
     for (let i = 0; i < 40; i++) for (const uid of ["u", "v"]) cache.review(apiServerText(uid, (p) => (p.metadata.generateName = `w-${i}-`)));
