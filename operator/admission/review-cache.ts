@@ -50,8 +50,8 @@ interface Entry {
 
 /** Entries whose texts share a fingerprint (the rest are not kept): bounds the compares of a lookup. */
 export const MAX_SAME_PRINT = 8;
-/** How a token volume's name begins, as a JSON string: a review with one is never repeated. */
-const TOKEN_VOLUME_PREFIX = '"kube-api-access-';
+/** A token volume's name as the API server generates it, as a JSON string: a review with one is never repeated. */
+const TOKEN_VOLUME_NAME = /"kube-api-access-[a-z0-9]{5}"/;
 const SAMPLES = 32;
 
 export class ReviewCache {
@@ -98,7 +98,7 @@ export class ReviewCache {
     }
     // A text's first review is only noted: a flood of distinct pods must not churn the cache
     // (freezing and keeping every one of them costs more than parsing it).
-    if (split.rest.includes(TOKEN_VOLUME_PREFIX)) {
+    if (TOKEN_VOLUME_NAME.test(split.rest)) {
       this.misses++;
       return { body: this.parse(text) };
     }
