@@ -15,6 +15,11 @@ export function cacheKey(text: string): string {
 export class ConfigStamp {
   private json?: string;
 
+  /** Whether the last configuration mentions `text` (the token volume abstraction needs it not to). */
+  mentions(text: string): boolean {
+    return this.json !== undefined && this.json.includes(text);
+  }
+
   /** True when `cfg` (compared by its JSON, so an edit in place counts) differs from the last call's. */
   changed(cfg: unknown): boolean {
     const json = JSON.stringify(cfg);

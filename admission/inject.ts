@@ -387,7 +387,7 @@ function enforcerContainer(cfg: InjectionConfig, appPort: number, peers: string 
     startupProbe: { ...ready, periodSeconds: 1, failureThreshold: 120 },
     readinessProbe: { ...ready, periodSeconds: 5 },
     livenessProbe: { httpGet: { path: "/live", port: cfg.healthPort }, periodSeconds: 10 },
-    resources: structuredClone(cfg.resources),
+    resources: { requests: cfg.resources.requests && { ...cfg.resources.requests }, limits: cfg.resources.limits && { ...cfg.resources.limits } },
     securityContext: {
       runAsNonRoot: true,
       // A fixed UID: the capture rules leave this UID's traffic alone (the enforcer's own calls).

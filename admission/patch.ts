@@ -39,9 +39,30 @@ function toJson(value: unknown): Json {
   return JSON.parse(JSON.stringify(value)) as Json;
 }
 
-/** A JSON copy of a value about to be emitted (drops undefined, detaches it from `mutated`). */
+/** A JSON copy of a value about to be emitted (drops undefined, detaches it from `mutated`): what
+ * JSON.parse(JSON.stringify(value)) gives for plain data, in one walk instead of a text round trip
+ * (the enforcer container alone is 3.7 KB of JSON, copied on every injection). */
 function copy(value: Json): Json {
-  return typeof value === "object" && value !== null ? (JSON.parse(JSON.stringify(value)) as Json) : value;
+  if (typeof value === "number") return Number.isFinite(value) ? value + 0 : null; // -0 becomes 0, as in JSON
+  if (typeof value !== "object" || value === null) return value;
+  if (typeof (value as any).toJSON === "function") return JSON.parse(JSON.stringify(value)) as Json;
+  if (Array.isArray(value)) {
+    const out: Json[] = new Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      const x = value[i];
+      out[i] = x === undefined || typeof x === "function" || typeof x === "symbol" ? null : copy(x);
+    }
+    return out;
+  }
+  const out: { [key: string]: Json } = {};
+  for (const key of Object.keys(value)) {
+    const x = value[key];
+    if (x === undefined || typeof x === "function" || typeof x === "symbol") continue;
+    // An own "__proto__" member (JSON.parse makes one) stays a member, as JSON.parse would make it.
+    if (key === "__proto__") Object.defineProperty(out, key, { value: copy(x), enumerable: true, writable: true, configurable: true });
+    else out[key] = copy(x);
+  }
+  return out;
 }
 
 function isObject(v: Json): v is { [key: string]: Json } {

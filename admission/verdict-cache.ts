@@ -1,14 +1,17 @@
 // RuntimeRule verdicts, cached: every replica of a workload brings the same pod spec, labels and
 // annotations, so evaluatePod's answer is computed once per template, not once per pod.
 // The key is everything the verdict is computed from as the pod sends it (kind, namespace, labels,
-// annotations, pod spec: their JSON, cache-key.ts), and the cache starts over when the injection
+// annotations, pod spec: their JSON, cache-key.ts) with the name of the ServiceAccount token volume
+// abstracted (random per pod, token-volume.ts: no rule decides on it; a verdict whose text names
+// it is not kept under the abstract key), and the cache starts over when the injection
 // configuration changes; an entry also records what it was computed against and is used only
 // while that still holds:
 //   - the namespace's RuntimeRules (names and spec objects: the informer replaces a changed
 //     object, it never edits one in place — matcherOf and the policy compiler rely on it too),
 //   - the scan index's version (any report added, changed or removed),
 //   - the clock: until the next exemption of those rules expires.
-// Only admissions are cached: a denial names the object (its generated name), and is rare.
+// Only admissions are cached: a denial names the object (its generated name), and is rare. An entry
+// is kept from its key's second sighting on (sightings.ts): pods seen once cost no copy.
 // Bounded: VERDICT_CACHE_SIZE entries and VERDICT_CACHE_CHARS characters of keys; a verdict with
 // warnings keeps its rule verdicts for Events.
 import type { AdmissionVerdict } from "../policy/admission.ts";
@@ -17,6 +20,8 @@ import type { ScanIndex } from "../scans/scan-index.ts";
 import type { InjectionConfig } from "./inject.ts";
 import { cacheKey, ConfigStamp } from "./cache-key.ts";
 import { Lru } from "./lru.ts";
+import { Sightings } from "./sightings.ts";
+import { abstractTokenVolume } from "./token-volume.ts";
 
 export const VERDICT_CACHE_SIZE = 1000;
 export const VERDICT_CACHE_CHARS = 8 * 1024 * 1024;
@@ -46,6 +51,9 @@ const specIds = new WeakMap<object, number>();
 export class VerdictCache {
   private readonly lru: Lru<string, Entry>;
   private readonly config = new ConfigStamp();
+  private readonly sightings = new Sightings();
+  /** False while the injection configuration mentions a token volume name (see patch-cache.ts). */
+  private abstract = true;
   hits = 0;
   misses = 0;
 
@@ -65,7 +73,11 @@ export class VerdictCache {
    * review key as an alias.
    */
   verdict(input: VerdictInput, rules: RuleRef[], scans: ScanIndex, injection: InjectionConfig, now: Date, evaluate: () => AdmissionVerdict, reviewKey?: string): AdmissionVerdict {
-    if (this.config.changed(injection)) this.lru.clear();
+    if (this.config.changed(injection)) {
+      this.lru.clear();
+      this.sightings.clear();
+      this.abstract = !this.config.mentions("kube-api-access-");
+    }
     const rulesKey = fingerprint(rules);
     const t = now.getTime();
     const valid = (e: Entry | undefined): e is Entry => !!e && e.rules === rulesKey && e.scans === scans && e.scansVersion === scans.version && t < e.validUntil;
@@ -75,8 +87,10 @@ export class VerdictCache {
       this.hits++;
       return quick.verdict;
     }
-    const key = inputKey(input);
-    if (key === undefined) return this.miss(evaluate);
+    const text = JSON.stringify([input.kind, input.namespace, input.labels ?? null, input.annotations ?? null, input.podSpec]);
+    if (text.length > MAX_CACHED_SPEC) return this.miss(evaluate);
+    const abstracted = this.abstract ? abstractTokenVolume(text, input.podSpec) : undefined;
+    const key = cacheKey(abstracted?.key ?? text);
     let e = this.lru.get(key);
     if (valid(e)) this.hits++;
     else {
@@ -86,6 +100,9 @@ export class VerdictCache {
         if (reviewKey !== undefined) this.lru.delete(reviewKey);
         return verdict;
       }
+      if (!e && !this.sightings.again(key)) return verdict;
+      // A verdict that names the token volume holds this pod's name: it is not another pod's answer.
+      if (abstracted && verdict.warnings.length && JSON.stringify([verdict.warnings, verdict.message, verdict.rules]).includes(abstracted.name)) return verdict;
       const kept: AdmissionVerdict = verdict.warnings.length
         ? Object.freeze({ ...verdict, warnings: Object.freeze([...verdict.warnings]) as string[] })
         : Object.freeze({ allowed: true, warnings: NO_WARNINGS as string[], message: "", rules: [] });
@@ -100,11 +117,6 @@ export class VerdictCache {
     this.misses++;
     return evaluate();
   }
-}
-
-function inputKey(input: VerdictInput): string | undefined {
-  const text = JSON.stringify([input.kind, input.namespace, input.labels ?? null, input.annotations ?? null, input.podSpec]);
-  return text.length > MAX_CACHED_SPEC ? undefined : cacheKey(text);
 }
 
 /** The rules as the verdict saw them: names and spec identities. */

@@ -28,11 +28,37 @@ export function vulnerabilityReport(i: number) {
   };
 }
 
+/** The token volume the API server's ServiceAccount admission plugin adds to every pod, as it writes it. */
+export function serviceAccountVolume(name: string) {
+  return {
+    name,
+    projected: {
+      sources: [
+        { serviceAccountToken: { expirationSeconds: 3607, path: "token" } },
+        { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
+        { downwardAPI: { items: [{ path: "namespace", fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" } }] } },
+      ],
+      defaultMode: 420,
+    },
+  };
+}
+
+/** Five characters as the API server's name generator picks them (utilrand.String). */
+export function randomSuffix(): string {
+  const alphabet = "bcdfghjklmnpqrstvwxz2456789";
+  let s = "";
+  for (let i = 0; i < 5; i++) s += alphabet[Math.floor(Math.random() * alphabet.length)];
+  return s;
+}
+
 /**
  * The review of one pod of template `template` (0 for the default; others differ in their
- * pod-template-hash and generateName), members in the order the API server writes them.
+ * pod-template-hash and generateName), members in the order the API server writes them. `token`:
+ * the name of the ServiceAccount token volume (the fixed "kube-api-access-x" with a token-only
+ * projection, or a real kube-api-access-xxxxx with the plugin's three sources); `name`: the
+ * generated name, which /validate sees (names are generated after the mutating webhooks).
  */
-export function podReview(uid: string, template = 0) {
+export function podReview(uid: string, template = 0, token = "kube-api-access-x", name?: string) {
   const hash = template === 0 ? "7c9f8d6b5" : `t${template.toString(16).padStart(8, "0")}`;
   const image = (i: number) => `ghcr.io/acme/svc-${i}:1.0.0@${digest(i)}`;
   const container = (name: string, i: number) => ({
@@ -42,7 +68,7 @@ export function podReview(uid: string, template = 0) {
     env: [{ name: "LOG_LEVEL", value: "info" }, { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } }],
     resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "256Mi" } },
     securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
-    volumeMounts: [{ name: "kube-api-access-x", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true }],
+    volumeMounts: [{ name: token, mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true }],
   });
   return {
     kind: "AdmissionReview",
@@ -59,6 +85,7 @@ export function podReview(uid: string, template = 0) {
         apiVersion: "v1",
         kind: "Pod",
         metadata: {
+          ...(name !== undefined ? { name } : {}),
           generateName: `orders-${hash}-`,
           namespace: BENCH_NAMESPACE,
           labels: { app: "orders", "pod-template-hash": hash, tier: "backend" },
@@ -69,7 +96,7 @@ export function podReview(uid: string, template = 0) {
           serviceAccountName: "orders",
           securityContext: { runAsNonRoot: true, runAsUser: 10001, fsGroup: 10001 },
           containers: [container("app", 1), container("worker", 2), container("metrics", 3)],
-          volumes: [{ name: "kube-api-access-x", projected: { sources: [{ serviceAccountToken: { path: "token", expirationSeconds: 3607 } }] } }],
+          volumes: [token === "kube-api-access-x" ? { name: token, projected: { sources: [{ serviceAccountToken: { path: "token", expirationSeconds: 3607 } }] } } : serviceAccountVolume(token)],
         },
       },
       oldObject: null,

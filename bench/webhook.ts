@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { podReview } from "./_webhook-data.ts";
+import { podReview, randomSuffix } from "./_webhook-data.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 2000);
@@ -17,6 +17,11 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 // Distinct pod templates the requests cycle through: 1 (the default) is a ReplicaSet's pods, what
 // the caches are for; more than the caches hold (BENCH_TEMPLATES=4000) measures every request missing.
 const TEMPLATES = Math.max(1, Number(process.env.BENCH_TEMPLATES ?? 1));
+// BENCH_REALISTIC=1: every pod as the API server sends it — its own ServiceAccount token volume
+// (kube-api-access-xxxxx, random per pod, in volumes and every container's mounts) and, for
+// /validate, its generated name; what a real cluster's reviews look like. Without it, the fixed
+// kube-api-access-x of the first passes: the cached path only.
+const REALISTIC = process.env.BENCH_REALISTIC === "1";
 
 const server = spawn(process.execPath, [...(process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? []), "--import", "tsx", path.join(import.meta.dirname, "_webhook-server.ts")], { stdio: ["ignore", "pipe", "inherit"] });
 process.on("exit", () => server.kill("SIGKILL"));
@@ -26,8 +31,17 @@ const ready: { tenet: number; bare: number; ca: string } = await new Promise((re
 });
 
 const agent = new https.Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca: ready.ca, servername: "localhost" });
-const bodies = Array.from({ length: Math.max(64, TEMPLATES) }, (_, i) => JSON.stringify(podReview(`00000000-0000-4000-8000-${String(i).padStart(12, "0")}`, i % TEMPLATES)));
-console.log(`AdmissionReview: ${bodies[0].length} bytes; ${TEMPLATES} pod template(s); ${CONCURRENCY} concurrent keep-alive connections; ${ROUNDS} rounds of ${ROUND_MS} ms; ${os.cpus().length} CPUs`);
+const uidOf = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
+const TOKEN = "kube-api-access-#####";
+const review = (i: number, named: boolean) => JSON.stringify(REALISTIC ? podReview(uidOf(i), i % TEMPLATES, TOKEN, named ? `orders-${i % TEMPLATES}-#NAME#` : undefined) : podReview(uidOf(i), i % TEMPLATES));
+const texts = { mutate: Array.from({ length: Math.max(64, TEMPLATES) }, (_, i) => review(i, false)), validate: Array.from({ length: Math.max(64, TEMPLATES) }, (_, i) => review(i, true)) };
+/** The n-th request's body for a route: realistic ones get a fresh token volume name (and pod name) each time. */
+const bodyFor = (route: string, n: number): string => {
+  const text = (route === "/validate" ? texts.validate : texts.mutate)[n % texts.mutate.length];
+  return REALISTIC ? text.replaceAll("#####", randomSuffix()).replace("#NAME#", randomSuffix()) : text;
+};
+const bodies = texts.mutate;
+console.log(`AdmissionReview: ${bodies[0].length} bytes; ${TEMPLATES} pod template(s)${REALISTIC ? ", realistic (random token volume and pod names)" : ""}; ${CONCURRENCY} concurrent keep-alive connections; ${ROUNDS} rounds of ${ROUND_MS} ms; ${os.cpus().length} CPUs`);
 
 function post(port: number, route: string, body: string): Promise<{ status: number; json: any }> {
   return new Promise((resolve, reject) => {
@@ -50,9 +64,9 @@ type Target = keyof typeof targets;
 
 // The benchmark only counts if every endpoint does its real work: check the answers first.
 {
-  const v = await post(ready.tenet, "/validate", bodies[0]);
+  const v = await post(ready.tenet, "/validate", bodyFor("/validate", 0));
   if (v.status !== 200 || v.json.response?.allowed !== true || v.json.response.uid !== podReview(`00000000-0000-4000-8000-000000000000`).request.uid) throw new Error(`validate answered ${JSON.stringify(v.json)}`);
-  const m = await post(ready.tenet, "/mutate", bodies[0]);
+  const m = await post(ready.tenet, "/mutate", bodyFor("/mutate", 0));
   if (m.status !== 200 || m.json.response?.allowed !== true || m.json.response.patchType !== "JSONPatch") throw new Error(`mutate did not inject: ${JSON.stringify(m.json).slice(0, 300)}`);
   const patch = JSON.parse(Buffer.from(m.json.response.patch, "base64").toString());
   console.log(`validate: allowed, ${v.json.response.warnings?.length ?? 0} warnings; mutate: ${patch.length} patch operations`);
@@ -77,7 +91,7 @@ async function load(target: Target, ms: number) {
   const worker = async () => {
     while (performance.now() < end) {
       const t0 = performance.now();
-      const res = await post(port, route, bodies[n++ % bodies.length]);
+      const res = await post(port, route, bodyFor(route, n++));
       if (res.status !== 200) throw new Error(`${route} answered ${res.status}`);
       latencies.push(performance.now() - t0);
     }
@@ -123,7 +137,7 @@ console.log(
     bench: "webhook",
     ratio: Math.min(validate.ratio, mutate.ratio),
     goal: ">= 0.8 for both /validate and /mutate (ratio is the lower of the two)",
-    details: { concurrency: CONCURRENCY, templates: TEMPLATES, bodyBytes: bodies[0].length, bare, validate: { ...validate, ...added(validate) }, mutate: { ...mutate, ...added(mutate) }, cpus: os.cpus().length, node: process.version },
+    details: { concurrency: CONCURRENCY, templates: TEMPLATES, realistic: REALISTIC, bodyBytes: bodies[0].length, bare, validate: { ...validate, ...added(validate) }, mutate: { ...mutate, ...added(mutate) }, cpus: os.cpus().length, node: process.version },
   }),
 );
 process.exit(0);

@@ -77,6 +77,8 @@ export function createAdmission(ctx: {
   // The pods of one template share their patch and their verdict: computed once (admission/*-cache.ts).
   const patches = new PatchCache();
   const verdicts = new VerdictCache();
+  metrics.answerCache("patch", patches);
+  metrics.answerCache("verdict", verdicts);
   const rulesIn = (namespace: string): RuleRef[] =>
     ctx.rules.listNamespace(namespace).map((r) => ({ namespace, name: r.metadata.name, spec: r.spec }));
 

@@ -11,13 +11,17 @@
 // win): then a hit is exactly what parsing the text gives, with the uid read from the text.
 // Any other text (whitespace, another member order, a BOM) is parsed every time, the same way.
 //
-// A template's review is kept from its second request on (its first only notes the fingerprint), so
-// pods that each come once cost nothing but the note. Parsed reviews are deep-frozen (handlers read them; one request must not be able to edit what the
+// A text is kept from its second sighting on (sightings.ts: the text itself is noted, since reviews
+// that differ in a few bytes — a pod's random token volume name, its generated name — share most
+// fingerprints), so pods that each come once cost nothing but the note. A review that carries a
+// ServiceAccount token volume (kube-api-access-xxxxx, random per pod: admission/token-volume.ts) is
+// unique to its pod and not even noted; the handlers' caches abstract that name instead. Parsed reviews are deep-frozen (handlers read them; one request must not be able to edit what the
 // next receives), and each request gets its own outer object and request object, with its uid.
 // Bounded: REVIEW_CACHE_SIZE fingerprints of at most MAX_SAME_PRINT texts each, REVIEW_CACHE_WEIGHT
 // in total; texts over MAX_CACHED_REVIEW characters are parsed every time.
 import { cacheKey, deepFreeze } from "../../admission/cache-key.ts";
 import { Lru } from "../../admission/lru.ts";
+import { Sightings } from "../../admission/sightings.ts";
 
 export const REVIEW_CACHE_SIZE = 256;
 /** An entry weighs 4 per character of its text: the key plus the parsed objects, roughly. */
@@ -46,9 +50,9 @@ interface Entry {
 
 /** Entries whose texts share a fingerprint (the rest are not kept): bounds the compares of a lookup. */
 export const MAX_SAME_PRINT = 8;
+/** A token volume's name as the API server generates it, as a JSON string: a review with one is never repeated. */
+const TOKEN_VOLUME_NAME = /"kube-api-access-[a-z0-9]{5}"/;
 const SAMPLES = 32;
-/** Fingerprints remembered as seen once; then the memory starts over. */
-export const MAX_SEEN = 4096;
 
 export class ReviewCache {
   // By fingerprint: V8 hashes a 3 KB string at ~1.5 ns a character (4–5 µs, more than a
@@ -58,8 +62,8 @@ export class ReviewCache {
   misses = 0;
   /** Texts parsed without a key: another shape, too large, or a duplicate uid. */
   unkeyed = 0;
-  /** Fingerprints seen once (a second review of the template is kept). */
-  private readonly seen = new Set<number>();
+  /** Texts seen once (a second review of the same text is kept). */
+  private readonly seen = new Sightings();
 
   /** `at`: where the fingerprint samples a text (fractions of its length), random per process unless a test sets them. */
   constructor(
@@ -92,11 +96,14 @@ export class ReviewCache {
       this.hits++;
       return { body: withUid(hit.body, split.uid), key: hit.key };
     }
-    // A template's first review is only noted: a flood of distinct pods must not churn the cache
+    // A text's first review is only noted: a flood of distinct pods must not churn the cache
     // (freezing and keeping every one of them costs more than parsing it).
-    if (!bucket && !this.seen.has(print)) {
-      if (this.seen.size >= MAX_SEEN) this.seen.clear();
-      this.seen.add(print);
+    if (TOKEN_VOLUME_NAME.test(split.rest)) {
+      this.misses++;
+      return { body: this.parse(text) };
+    }
+    const key = cacheKey(`${split.prefix}${split.rest}`);
+    if (!this.seen.again(key)) {
       this.misses++;
       return { body: this.parse(text) };
     }
@@ -108,7 +115,6 @@ export class ReviewCache {
     }
     this.misses++;
     deepFreeze(body);
-    const key = cacheKey(`${split.prefix}${split.rest}`);
     const entry: Entry = { prefix: split.prefix, rest: split.rest, body, key };
     const next = bucket ? [...bucket, entry].slice(-MAX_SAME_PRINT) : [entry];
     this.lru.set(print, next, next.reduce((w, e) => w + 4 * e.rest.length, 0));

@@ -27,6 +27,7 @@ export class AdmissionMetrics {
   private readonly counts = new Map<string, { labels: Record<string, string>; n: number }>();
   private readonly timers = new Map<string, { startTimer(): () => void }>();
   private readonly caches: { webhook: string; cache: ReviewCache }[] = [];
+  private readonly answers: { cache: string; counts: { hits: number; misses: number } }[] = [];
   constructor(registry: Registry) {
     const counts = this.counts;
     this.requests = new Counter({
@@ -49,7 +50,7 @@ export class AdmissionMetrics {
     const caches = this.caches;
     new Counter({
       name: "tenet_admission_review_cache_total",
-      help: "AdmissionReviews by webhook and how they were parsed: hit (a template parsed before), miss (parsed; a template is kept from its second review on), unkeyed (not of the API server's shape, too large, or with a duplicate uid: parsed every time).",
+      help: "AdmissionReviews by webhook and how they were parsed: hit (a template parsed before), miss (parsed; a text is kept from its second review on, never one with a pod's random ServiceAccount token volume), unkeyed (not of the API server's shape, too large, or with a duplicate uid: parsed every time).",
       labelNames: ["webhook", "result"],
       registers: [registry],
       collect() {
@@ -61,6 +62,25 @@ export class AdmissionMetrics {
         }
       },
     });
+    const answers = this.answers;
+    new Counter({
+      name: "tenet_admission_cache_total",
+      help: "Injection patches (cache=patch) and RuntimeRule verdicts (cache=verdict) answered from the cache (hit) or computed (miss); replicas that differ only in their ServiceAccount token volume's name share an entry, kept from its second sighting on.",
+      labelNames: ["cache", "result"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { cache, counts } of answers) {
+          this.inc({ cache, result: "hit" }, counts.hits);
+          this.inc({ cache, result: "miss" }, counts.misses);
+        }
+      },
+    });
+  }
+
+  /** Reports a handler's cache (admission/patch-cache.ts, verdict-cache.ts): its hits and misses, read when the metrics are. */
+  answerCache(cache: "patch" | "verdict", counts: { hits: number; misses: number }) {
+    this.answers.push({ cache, counts });
   }
 
   /** Counts one request with every label bounded: kind to ADMISSION_KINDS, reason to at most 64 values. */

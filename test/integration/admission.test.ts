@@ -174,6 +174,21 @@ describe("admission webhooks called by the real API server", function () {
       assert.equal(b.spec.initContainers[0].name, "tenet-enforcer");
       assert.ok((await count("hit")) > hits, "the third replica's review is the first's but for its uid");
       assert.equal(await count("unkeyed"), unkeyed, "the API server writes reviews in the keyed shape");
+      // With the token volume (random name per pod, added by the API server before the webhooks):
+      // the replicas share one injection patch all the same (admission/token-volume.ts).
+      const patchHits = async () => (await operator.metrics()).get(`tenet_admission_cache_total{cache="patch",result="hit"}`) ?? 0;
+      const before = await patchHits();
+      const withToken = await Promise.all([0, 1, 2].map(() => replica(tpl.spec)));
+      await replica(tpl.spec);
+      const last = await replica(tpl.spec);
+      const tokenOf = (pod: any) => pod.spec.volumes.find((v: any) => v.name.startsWith("kube-api-access-"))?.name;
+      assert.ok(tokenOf(last) && new Set([...withToken, last].map(tokenOf)).size === 4, "each replica got its own token volume");
+      assert.ok((await patchHits()) > before, "replicas that differ only in their token volume's name hit the patch cache");
+      // The API server mounts each pod's own token in the enforcer too (it reinvokes its plugins after the webhooks).
+      const sidecars = (pod: any) => JSON.parse(JSON.stringify(pod.spec.initContainers).replaceAll(tokenOf(pod), "kube-api-access-<token>"));
+      assert.deepEqual(sidecars(last), sidecars(withToken[0]));
+      assert.deepEqual(last.spec.volumes.filter((v: any) => v.name.startsWith("tenet-")), withToken[0].spec.volumes.filter((v: any) => v.name.startsWith("tenet-")));
+      for (const c of last.spec.containers) assert.ok(c.volumeMounts.some((m: any) => m.name === tokenOf(last)), "every container mounts its own pod's token volume");
     });
 
     it("respects the opt-out annotation, and injects by annotation in a namespace that did not opt in", async () => {

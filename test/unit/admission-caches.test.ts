@@ -52,12 +52,15 @@ describe("admission caches: injection patches", () => {
         continue;
       }
       const first = cache.patchFor(structuredClone(pod), cfg);
+      const size = cache.size;
+      cache.patchFor(structuredClone(pod), cfg);
+      assert.equal(cache.size, size + 1, `${name}: kept from its second sighting`);
       const hits = cache.hits;
-      const second = cache.patchFor(structuredClone(pod), cfg);
-      assert.equal(cache.hits, hits + 1, `${name}: the second request hits`);
-      assert.equal(second.encoded, encode(fresh), name);
-      assert.equal(first.encoded, second.encoded, name);
-      assert.deepEqual(second.ops, fresh, name);
+      const third = cache.patchFor(structuredClone(pod), cfg);
+      assert.equal(cache.hits, hits + 1, `${name}: the third request hits`);
+      assert.equal(third.encoded, encode(fresh), name);
+      assert.equal(first.encoded, third.encoded, name);
+      assert.deepEqual(third.ops, fresh, name);
     }
   });
 
@@ -66,13 +69,18 @@ describe("admission caches: injection patches", () => {
     const deps = { namespaceLabels: () => ({ "tenet.dev/inject": "enabled" }), config: cfg };
     const pod = goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod;
     const plain = mutate(podRequest(structuredClone(pod)), deps);
-    for (let i = 0; i < 3; i++) {
+    const answers = [];
+    for (let i = 0; i < 4; i++) {
       const cached = mutate(podRequest(structuredClone(pod), `u-${i}`), { ...deps, patches });
       assert.equal(cached.encodedPatch, encode(plain.patch));
       assert.deepEqual(cached.patch, plain.patch);
-      assert.ok(Object.isFrozen(cached.patch) && Object.isFrozen((cached.patch as any)[0]), "a cached patch cannot be edited by one request for the next");
+      answers.push(cached.patch);
     }
-    assert.equal(patches.hits, 2);
+    assert.equal(patches.hits, 2, "kept at the second sighting, hit from the third");
+    assert.ok(!Object.isFrozen(answers[0]), "a patch seen once is not kept, so not frozen");
+    assert.notEqual(answers[0], answers[1]);
+    assert.equal(answers[2], answers[1], "shared from the second sighting on");
+    assert.ok(Object.isFrozen(answers[1]) && Object.isFrozen((answers[1] as any)[0]), "a shared patch cannot be edited by one request for the next");
   });
 
   it("keyed by the transport's review key, a hit answers what the pod's own computation does; another key is another entry", () => {
@@ -80,6 +88,7 @@ describe("admission caches: injection patches", () => {
     const deps = { namespaceLabels: () => ({ "tenet.dev/inject": "enabled" }), config: cfg, patches };
     const pod = goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod;
     const plain = mutate(podRequest(structuredClone(pod)), { ...deps, patches: undefined });
+    mutate(podRequest(structuredClone(pod), "u-0"), deps, "0,review-a"); // first sighting: noted only
     const a = mutate(podRequest(structuredClone(pod), "u-1"), deps, "0,review-a");
     const b = mutate(podRequest(structuredClone(pod), "u-2"), deps, "0,review-a");
     assert.equal(patches.hits, 1);
@@ -138,6 +147,7 @@ describe("admission caches: injection patches", () => {
     const cache = new PatchCache();
     const pod = structuredClone(goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod);
     pod.metadata.annotations = { ...pod.metadata.annotations, note: "x".repeat(20_000) };
+    cache.patchFor(structuredClone(pod), cfg);
     const a = cache.patchFor(structuredClone(pod), cfg);
     const b = cache.patchFor(structuredClone(pod), cfg);
     assert.equal(cache.hits, 1);
@@ -155,6 +165,7 @@ describe("admission caches: injection patches", () => {
       const p = structuredClone(pod);
       p.metadata.generateName = `w-${i}-`;
       cache.patchFor(p, cfg);
+      cache.patchFor(p, cfg);
     }
     assert.ok(cache.weight <= 20_000 && cache.size > 0 && cache.size < 50, `${cache.size} entries, ${cache.weight} characters`);
   });
@@ -165,6 +176,7 @@ describe("admission caches: injection patches", () => {
     for (let i = 0; i < 20; i++) {
       const p = structuredClone(pod);
       p.metadata.generateName = `w-${i}-`;
+      cache.patchFor(p, cfg);
       cache.patchFor(p, cfg);
     }
     assert.equal(cache.size, 4);
@@ -213,10 +225,11 @@ describe("admission caches: RuntimeRule verdicts", () => {
     const verdicts = new VerdictCache();
     let rules = [rule({ enforcement: "audit", vulnerabilities: { thresholds: { critical: 0 } } })];
     const fresh = validate(podRequest(orders("orders-1")), deps(rules, scans));
+    assert.deepEqual(validate(podRequest(orders("orders-1")), deps(rules, scans, verdicts), "0,review-1"), fresh, "first sighting: evaluated, noted");
     assert.deepEqual(validate(podRequest(orders("orders-1")), deps(rules, scans, verdicts), "0,review-1"), fresh);
     assert.deepEqual(validate(podRequest(orders("orders-1"), "u-2"), deps(rules, scans, verdicts), "0,review-1"), fresh);
     assert.deepEqual(validate(podRequest(orders("orders-2")), deps(rules, scans, verdicts), "0,review-2"), validate(podRequest(orders("orders-2")), deps(rules, scans)));
-    assert.deepEqual([verdicts.hits, verdicts.misses], [2, 1]);
+    assert.deepEqual([verdicts.hits, verdicts.misses], [2, 2]);
     rules = [rule({ vulnerabilities: { thresholds: { critical: 0 } } })];
     const denied = validate(podRequest(orders("orders-1"), "u-3"), deps(rules, scans, verdicts), "0,review-1");
     assert.equal(denied.allowed, false, "the alias is checked against the rules like any entry");
@@ -238,10 +251,10 @@ describe("admission caches: RuntimeRule verdicts", () => {
     const reported: string[] = [];
     const rules = [rule({ enforcement: "audit", vulnerabilities: { thresholds: { critical: 0 } } })];
     const scans = scanIndex();
-    for (const name of ["o-1", "o-2"]) validate(podRequest(orders(name)), { ...deps(rules, scans, verdicts), report: (_r, owner, v) => reported.push(`${owner}: ${v.rules[0].message}`) });
+    for (const name of ["o-0", "o-1", "o-2"]) validate(podRequest(orders(name)), { ...deps(rules, scans, verdicts), report: (_r, owner, v) => reported.push(`${owner}: ${v.rules[0].message}`) });
     assert.equal(verdicts.hits, 1);
-    assert.equal(reported.length, 2);
-    assert.match(reported[1], /^Pod demo\/o-2: RuntimeRule demo\/baseline \(audit\) would refuse it/);
+    assert.equal(reported.length, 3);
+    assert.match(reported[2], /^Pod demo\/o-2: RuntimeRule demo\/baseline \(audit\) would refuse it/);
   });
 
   it("a changed rule, a changed scan and an expired exemption each invalidate", () => {
@@ -288,7 +301,106 @@ describe("admission caches: RuntimeRule verdicts", () => {
       const p = orders();
       p.metadata.labels = { app: "orders", n: String(i) } as any;
       validate(podRequest(p), deps(rules, scanIndex(), verdicts));
+      validate(podRequest(p), deps(rules, scanIndex(), verdicts));
     }
     assert.equal(verdicts.size, 3);
+  });
+});
+
+// ---- the ServiceAccount token volume (admission/token-volume.ts) ----
+
+/** `pod` as the API server's ServiceAccount admission plugin leaves it: its token volume, named `name`, mounted in every container. */
+function withToken(pod: any, name: string): any {
+  // A golden pod that has one already gets it renamed.
+  const had = (pod.spec.volumes ?? []).find((v: any) => v.name.startsWith("kube-api-access-"))?.name;
+  if (had) return JSON.parse(JSON.stringify(pod).replaceAll(had, name));
+  const p = structuredClone(pod);
+  const mount = { name, readOnly: true, mountPath: "/var/run/secrets/kubernetes.io/serviceaccount" };
+  for (const c of [...p.spec.containers, ...(p.spec.initContainers ?? [])]) c.volumeMounts = [...(c.volumeMounts ?? []), { ...mount }];
+  p.spec.volumes = [
+    ...(p.spec.volumes ?? []),
+    {
+      name,
+      projected: {
+        sources: [
+          { serviceAccountToken: { expirationSeconds: 3607, path: "token" } },
+          { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
+          { downwardAPI: { items: [{ path: "namespace", fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" } }] } },
+        ],
+        defaultMode: 420,
+      },
+    },
+  ];
+  return p;
+}
+const TOKENS = ["kube-api-access-7xk2q", "kube-api-access-b9zt4", "kube-api-access-mm5rd"];
+
+describe("admission caches: the random ServiceAccount token volume", () => {
+  it("replicas that differ only in their token volume's name share a patch, byte-identical to a fresh computation (golden pods)", () => {
+    let shared = 0;
+    for (const { name, pod } of goldenPods) {
+      const cache = new PatchCache();
+      const fresh = (p: any) => encode(jsonPatch(p, injectPod(p, cfg)));
+      const [a, b, c] = TOKENS.map((t) => withToken(pod, t));
+      try {
+        fresh(a);
+      } catch (err) {
+        assert.ok(err instanceof InjectionError, name);
+        continue;
+      }
+      assert.equal(cache.patchFor(a, cfg).encoded, fresh(a), name);
+      assert.equal(cache.patchFor(b, cfg).encoded, fresh(b), name);
+      const hits = cache.hits;
+      assert.equal(cache.patchFor(c, cfg).encoded, fresh(c), `${name}: a hit answers what the pod's own computation does`);
+      assert.equal(cache.hits, hits + 1, `${name}: the third replica hits`);
+      shared++;
+    }
+    assert.ok(shared >= 5, `${shared} golden pods exercised`);
+  });
+
+  it("a pod that differs in anything but that name gets its own patch", () => {
+    const pod = goldenPods.find((p) => p.name === "deployment-pod.input.json")!.pod;
+    const t = "kube-api-access-zz9qp";
+    const variants: [string, (p: any) => void][] = [
+      ["another mount path", (p) => (p.spec.containers[0].volumeMounts.at(-1).mountPath = "/etc/token")],
+      ["a writable mount", (p) => (p.spec.containers[0].volumeMounts.at(-1).readOnly = false)],
+      ["a container without the mount", (p) => p.spec.containers[0].volumeMounts.pop()],
+      ["another token audience", (p) => (p.spec.volumes.at(-1).projected.sources[0].serviceAccountToken.audience = "vault")],
+      ["another projection source", (p) => p.spec.volumes.at(-1).projected.sources.push({ secret: { name: "creds" } })],
+      ["the name elsewhere too", (p) => (p.metadata.annotations = { ...p.metadata.annotations, note: t })],
+      ["the placeholder in the pod", (p) => (p.metadata.annotations = { ...p.metadata.annotations, note: "kube-api-access-<token>" })],
+      ["a label", (p) => (p.metadata.labels = { ...p.metadata.labels, extra: "1" })],
+      ["an app port", (p) => (p.metadata.annotations = { ...p.metadata.annotations, "tenet.dev/app-port": "9999" })],
+    ];
+    for (const [what, edit] of variants) {
+      const cache = new PatchCache();
+      cache.patchFor(withToken(pod, TOKENS[0]), cfg);
+      cache.patchFor(withToken(pod, TOKENS[1]), cfg);
+      const other = withToken(pod, t);
+      edit(other);
+      const hits = cache.hits;
+      const got = cache.patchFor(other, cfg);
+      assert.equal(cache.hits, hits, `${what}: its own entry`);
+      assert.equal(got.encoded, encode(jsonPatch(other, injectPod(other, cfg))), what);
+      // The control: the same pod unedited, with yet another token volume name, hits.
+      cache.patchFor(withToken(pod, t), cfg);
+      assert.equal(cache.hits, hits + 1, `${what}: the unedited replica still hits`);
+    }
+  });
+
+  it("replicas share a verdict whatever their token volume and generated names; another spec does not", () => {
+    const scans = scanIndex();
+    const rules = [rule({ enforcement: "audit", vulnerabilities: { thresholds: { critical: 0 } } })];
+    const d: ValidateDeps = { rules: () => rules, scans, now: () => NOW, injection: cfg, verdicts: new VerdictCache() };
+    const plain: ValidateDeps = { ...d, verdicts: undefined };
+    TOKENS.forEach((t, i) => {
+      const p = withToken(orders(`orders-7c9f8-${i}`), t);
+      assert.deepEqual(validate(podRequest(p), d), validate(podRequest(p), plain));
+    });
+    assert.equal(d.verdicts!.hits, 1, "the third replica hits");
+    const privileged = withToken(orders("orders-7c9f8-x"), "kube-api-access-qq4tt");
+    privileged.spec.containers[0].volumeMounts[0].mountPath = "/elsewhere";
+    validate(podRequest(privileged), d);
+    assert.equal(d.verdicts!.hits, 1, "a spec that differs in a mount is its own entry");
   });
 });

@@ -161,13 +161,33 @@ describe("admission review cache: hits", () => {
     const name = (i: number) => `orders-${String(i).padStart(2, "0")}-`;
     const variant = (i: number, uid: string) => apiServerText(uid, (p) => (p.metadata.generateName = name(i)));
     const n = MAX_SAME_PRINT + 4;
-    for (let i = 0; i < n; i++) assert.equal((cache.review(variant(i, `a${i}`)).body as any).request.object.metadata.generateName, name(i));
+    for (let i = 0; i < n; i++) {
+      assert.equal((cache.review(variant(i, `a${i}`)).body as any).request.object.metadata.generateName, name(i));
+      assert.equal(cache.size, Math.min(i, MAX_SAME_PRINT), "a text is kept from its own second sighting, not its fingerprint's");
+      assert.equal((cache.review(variant(i, `c${i}`)).body as any).request.object.metadata.generateName, name(i));
+    }
     assert.equal(cache.size, MAX_SAME_PRINT);
     for (let i = n - 1; i >= 0; i--) {
       const got = cache.review(variant(i, `b${i}`)).body as any;
       assert.deepEqual(got, JSON.parse(variant(i, `b${i}`)), `variant ${i}`);
     }
     assert.equal(cache.hits, MAX_SAME_PRINT, "the last ones kept hit, each as itself");
+  });
+
+  it("reviews that each come once are not kept, however few bytes they differ in (a random token volume name)", () => {
+    const cache = new ReviewCache(parse);
+    for (let i = 0; i < 50; i++) {
+      const text = apiServerText(`u${i}`, (p) => (p.metadata.annotations.token = `kube-api-access-${String(i).padStart(5, "0")}`));
+      assert.deepEqual(cache.review(text).body, JSON.parse(text));
+    }
+    assert.deepEqual([cache.size, cache.hits, cache.misses], [0, 0, 50]);
+  });
+
+  it("a review with a pod's ServiceAccount token volume is not kept, even when it repeats", () => {
+    const cache = new ReviewCache(parse);
+    const text = (uid: string) => apiServerText(uid, (p) => (p.spec.volumes = [{ name: "kube-api-access-x7k2p", projected: { sources: [] } }]));
+    for (const uid of ["a", "b", "c"]) assert.deepEqual(cache.review(text(uid)).body, JSON.parse(text(uid)));
+    assert.deepEqual([cache.size, cache.hits, cache.misses], [0, 0, 3]);
   });
 
   it("stays within its bounds; texts over MAX_CACHED_REVIEW are parsed every time", () => {

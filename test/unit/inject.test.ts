@@ -356,6 +356,16 @@ describe("enforcer injection", () => {
 });
 
 describe("jsonPatch", () => {
+  it("emits values exactly as a JSON round trip would: undefined dropped or null, -0 and NaN as JSON writes them, an own __proto__ member kept as a member", () => {
+    const value: any = { a: undefined, b: [1, undefined, -0, NaN, Infinity], c: new Date(0), d: { e: "x", f: () => 1 }, g: -0 };
+    Object.defineProperty(value, "__proto__", { value: { polluted: true }, enumerable: true, writable: true, configurable: true });
+    const [op] = jsonPatch({}, { v: value }) as any[];
+    assert.deepEqual(op.value, JSON.parse(JSON.stringify(value)));
+    assert.equal(JSON.stringify(op.value), JSON.stringify(value));
+    assert.equal(({} as any).polluted, undefined);
+    assert.equal(Object.getPrototypeOf(op.value), Object.prototype, "the copy's prototype is untouched");
+  });
+
   it("escapes / in tenet.dev/injected as ~1 in the JSON Pointer", () => {
     const input = goldenPod("deployment-pod");
     const ops = jsonPatch(input, injectPod(input, cfg));
