@@ -57,6 +57,9 @@ export interface EnforcerConfig {
   keepAliveTimeoutMs: number;
   /** HTTP/2 streams in flight per inbound connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
   h2MaxStreams: number;
+  /** Bounds on open connections from meshed callers (live-connections.ts). */
+  maxConnectionsPerCaller: number;
+  maxInboundConnections: number;
   /** Transparent capture (docs/capture.md): the pod's traffic is redirected to the two listeners below. */
   capture: boolean;
   captureInboundPort: number;
@@ -125,6 +128,8 @@ export function enforcerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Enf
     requestTimeoutMs: int("TENET_REQUEST_TIMEOUT_MS", 60_000, 100),
     keepAliveTimeoutMs: int("TENET_KEEPALIVE_TIMEOUT_MS", 30_000, 100),
     h2MaxStreams: int("TENET_H2_MAX_STREAMS", 100, 1, 10_000),
+    maxConnectionsPerCaller: int("TENET_MAX_CONNECTIONS_PER_CALLER", 1024, 1, 1_000_000),
+    maxInboundConnections: int("TENET_MAX_INBOUND_CONNECTIONS", 8192, 1, 1_000_000),
     capture: (env.TENET_CAPTURE ?? "").trim().toLowerCase() === "true",
     captureInboundPort: port("TENET_CAPTURE_INBOUND_PORT", 15006),
     captureOutboundPort: port("TENET_CAPTURE_OUTBOUND_PORT", 15002),

@@ -241,6 +241,12 @@ export function createInbound(deps: InboundDeps): https.Server {
       return void socket.destroy();
     }
     const peer = peerOf(socket);
+    const over = live?.overLimit(peer.serial);
+    if (over) {
+      audit.write({ direction: "inbound", destination: destinationOf(socket), caller: peer.caller?.spiffeID, decision: "deny", reason: "TooManyConnections", status: 0, latencyMs: 0, detail: over });
+      metrics.count("inbound", "deny", "TooManyConnections");
+      return void socket.destroy();
+    }
     live?.add(socket, { serial: peer.serial, notAfterMs: peer.notAfterMs, caller: peer.caller?.spiffeID, destination: destinationOf(socket), protocol: socket.alpnProtocol === ALPN_TCP ? "tcp" : socket.alpnProtocol || "http/1.1", close: () => socket.destroy() });
     if (socket.alpnProtocol === ALPN_H2) return h2.accept(socket);
     if (socket.alpnProtocol === ALPN_TCP) return handleTCP(socket, { cfg, policy, trust, audit, metrics, log, port: appPortOf(socket, cfg), peer: peerOf(socket) });

@@ -4,6 +4,8 @@
 // never starts another one, and an idle keep-alive connection waits for the next: so when the
 // revocation list changes (or, on the trust refresh interval, a certificate expires), every
 // connection whose caller is now revoked or expired is closed and the closure audited.
+// The registry also bounds them: a caller (one certificate) and the enforcer as a whole hold at
+// most so many, so one meshed peer cannot exhaust the destination's sockets and memory.
 import type { Audit } from "./audit.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -19,13 +21,29 @@ export interface LiveConnection {
   close: () => void;
 }
 
+export interface ConnectionLimits {
+  /** Open connections one caller certificate may hold (TENET_MAX_CONNECTIONS_PER_CALLER). */
+  perCaller: number;
+  /** Open connections from meshed callers in all (TENET_MAX_INBOUND_CONNECTIONS). */
+  total: number;
+}
+
 export class LiveConnections {
   private readonly open = new Map<object, LiveConnection>();
+  private readonly bySerial = new Map<string, number>();
 
   constructor(
     private readonly audit: Audit,
     private readonly metrics: Metrics,
+    private readonly limits: ConnectionLimits = { perCaller: 1024, total: 8192 },
   ) {}
+
+  /** Why one more connection from `serial` is refused, or undefined when it is within the limits. */
+  overLimit(serial: string): string | undefined {
+    if (this.open.size >= this.limits.total) return `this enforcer already holds its maximum of ${this.limits.total} open connections (TENET_MAX_INBOUND_CONNECTIONS)`;
+    if ((this.bySerial.get(serial) ?? 0) >= this.limits.perCaller) return `this caller's certificate already holds its maximum of ${this.limits.perCaller} open connections (TENET_MAX_CONNECTIONS_PER_CALLER)`;
+    return undefined;
+  }
 
   get size() {
     return this.open.size;
@@ -34,7 +52,17 @@ export class LiveConnections {
   /** Track `socket` until it closes. */
   add(socket: { once(ev: "close", fn: () => void): unknown }, c: Omit<LiveConnection, "openedAt">) {
     this.open.set(socket, { ...c, openedAt: performance.now() });
-    socket.once("close", () => this.open.delete(socket));
+    this.bySerial.set(c.serial, (this.bySerial.get(c.serial) ?? 0) + 1);
+    socket.once("close", () => this.forget(socket));
+  }
+
+  private forget(socket: object) {
+    const c = this.open.get(socket);
+    if (!c) return;
+    this.open.delete(socket);
+    const n = (this.bySerial.get(c.serial) ?? 1) - 1;
+    if (n > 0) this.bySerial.set(c.serial, n);
+    else this.bySerial.delete(c.serial);
   }
 
   /** What the connection became (an HTTP/2 session, a WebSocket) and how to close it now. */
@@ -49,7 +77,7 @@ export class LiveConnections {
     for (const [socket, c] of this.open) {
       const reason = c.serial && isRevoked(c.serial) ? "Revoked" : c.notAfterMs < now ? "CertificateExpired" : undefined;
       if (!reason) continue;
-      this.open.delete(socket);
+      this.forget(socket);
       n++;
       this.audit.write({
         direction: "inbound",

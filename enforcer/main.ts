@@ -107,7 +107,7 @@ metrics.certificateExpiry.set(creds!.notAfter.getTime() / 1000);
 await policy.refresh();
 
 const tlsNow = () => ({ key: creds!.keyPem, cert: creds!.certPem, ca: trust.bundle! });
-const live = new LiveConnections(audit, metrics);
+const live = new LiveConnections(audit, metrics, { perCaller: cfg.maxConnectionsPerCaller, total: cfg.maxInboundConnections });
 const inbound = createInbound({ cfg, policy, trust, audit, metrics, log: log.child({ component: "inbound" }), tls: tlsNow(), live });
 // Callers revoked (or expired) while connected: their open connections are closed, not only refused at the next request.
 const sweepLive = () => {

@@ -159,4 +159,27 @@ describe("enforcer: a revoked or expired caller loses its open connections", fun
     const rec = await waitFor("the closure record", () => orders.audit().find((x) => x.reason === "CertificateExpired" && x.protocol === "tcp" && x.detail?.startsWith("open connection closed")));
     assert.equal(rec.caller, spiffe("frontend"));
   });
+
+  it("holds one caller to TENET_MAX_CONNECTIONS_PER_CALLER open connections, audits the refusal, and frees a place on close", async () => {
+    const limited = await EnforcerProcess.start("orders-limited", { TENET_ENFORCER_STATIC_DIR: dir, TENET_APP_PORT: String(ws.port), TENET_SIGNALS: "off", TENET_MAX_CONNECTIONS_PER_CALLER: "2" });
+    const greedy = leafFor(ca, spiffe("frontend"));
+    const open = async (leaf: { key: string; cert: string }) => {
+      const s = tls.connect({ host: "127.0.0.1", port: limited.inboundPort, ca: ca.certPem, key: leaf.key, cert: leaf.cert, servername: `${tcp.port}.port.tenet`, ALPNProtocols: ["tenet-tcp"], checkServerIdentity: () => undefined });
+      closers.push(s);
+      const r = new WireReader(s);
+      s.write("ping");
+      await waitFor("the echo or the close", () => r.buf.toString().includes("echo: ping") || r.closed);
+      return { socket: s, echoed: r.buf.toString().includes("echo: ping") };
+    };
+    const [first, second] = [await open(greedy), await open(greedy)];
+    assert.ok(first.echoed && second.echoed, "two tunnels are within the limit");
+    assert.equal((await open(greedy)).echoed, false, "the third is cut");
+    assert.ok((await open(leafFor(ca, spiffe("frontend")))).echoed, "another certificate has its own allowance");
+    const rec = await waitFor("the refusal record", () => limited.audit().find((x) => x.reason === "TooManyConnections"));
+    assert.equal(rec.caller, spiffe("frontend"));
+    assert.match(rec.detail, /maximum of 2 open connections \(TENET_MAX_CONNECTIONS_PER_CALLER\)/);
+    first.socket.destroy();
+    await waitFor("a place freed", async () => (await open(greedy)).echoed, 10_000, 200);
+  });
 });
+

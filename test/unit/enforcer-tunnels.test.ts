@@ -70,4 +70,29 @@ describe("enforcer: open connections of revoked or expired callers", () => {
     assert.deepEqual(records.map((r) => [r.reason, r.protocol, r.decision]), [["Revoked", "tcp", "deny"], ["CertificateExpired", "h2", "deny"]]);
     assert.equal(live.size, 1);
   });
+
+  it("bounds open connections per caller certificate and in all, and counts a closed one out once", () => {
+    const live = new LiveConnections({ write: () => {}, flush() {} }, createMetrics(), { perCaller: 2, total: 3 });
+    const later = Date.now() + 3600_000;
+    const open = (serial: string) => {
+      const s = sock();
+      live.add(s, { serial, notAfterMs: later, destination: "127.0.0.1:1", protocol: "tcp", close: () => s.emit("close") });
+      return s;
+    };
+    const [a1] = [open("aa"), open("aa")];
+    assert.match(live.overLimit("aa")!, /caller's certificate already holds its maximum of 2 .*TENET_MAX_CONNECTIONS_PER_CALLER/);
+    assert.equal(live.overLimit("bb"), undefined, "another caller is not held back by this one");
+    open("bb");
+    assert.match(live.overLimit("cc")!, /maximum of 3 open connections \(TENET_MAX_INBOUND_CONNECTIONS\)/);
+    a1.emit("close");
+    a1.emit("close");
+    assert.equal(live.overLimit("aa"), undefined, "a closed connection frees its place, once");
+    open("aa");
+    assert.ok(live.overLimit("aa"));
+    // A revoked caller's closures (sweep, then the sockets' own close events) count out once too.
+    assert.equal(live.sweep((s) => s === "aa"), 2);
+    assert.equal(live.size, 1);
+    assert.equal(live.overLimit("aa"), undefined);
+  });
 });
+
