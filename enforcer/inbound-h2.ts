@@ -7,16 +7,10 @@
 // the JSON error HTTP/1.1 callers get.
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { TLSSocket } from "node:tls";
-import type { Logger } from "../common/logger.ts";
 import type { Decision } from "../policy/authz-contract.ts";
-import { auditPath, type Audit, type AuditRecord } from "./audit.ts";
-import type { EnforcerConfig } from "./config.ts";
+import { auditPath, type AuditRecord } from "./audit.ts";
 import { CALLER_HEADER, REQUEST_OVERRIDE_HEADERS } from "./headers.ts";
-import type { Metrics } from "./metrics.ts";
-import type { PolicySource } from "./policy.ts";
-import type { TrustStore } from "./trust.ts";
-import { forwardPath, type Peer } from "./inbound.ts";
-import type { LiveConnections } from "./live-connections.ts";
+import { forwardPath, type InboundCore, type Peer } from "./inbound.ts";
 
 export const ALPN_H2 = "h2";
 
@@ -82,16 +76,9 @@ export function grpcMessage(text: string): string {
     .join("");
 }
 
-export interface H2Deps {
-  cfg: EnforcerConfig;
-  policy: PolicySource;
-  trust: TrustStore;
-  audit: Audit;
-  metrics: Metrics;
-  log: Logger;
+export interface H2Deps extends InboundCore {
   peerOf: (s: TLSSocket) => Peer;
   appPortOf: (s: TLSSocket) => number;
-  live?: LiveConnections;
 }
 
 export function createH2Inbound(deps: H2Deps) {

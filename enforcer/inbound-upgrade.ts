@@ -6,27 +6,13 @@
 import type http from "node:http";
 import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
-import type { Logger } from "../common/logger.ts";
 import type { Decision } from "../policy/authz-contract.ts";
-import { auditPath, type Audit } from "./audit.ts";
-import type { EnforcerConfig } from "./config.ts";
+import { auditPath } from "./audit.ts";
 import { CALLER_HEADER, REQUEST_OVERRIDE_HEADERS } from "./headers.ts";
-import { appPortOf, forwardPath, peerOf } from "./inbound.ts";
-import type { LiveConnections } from "./live-connections.ts";
-import type { Metrics } from "./metrics.ts";
-import type { PolicySource } from "./policy.ts";
-import type { TrustStore } from "./trust.ts";
+import { appPortOf, forwardPath, peerOf, type InboundCore } from "./inbound.ts";
 import { checkUpgrade, relayUpgrade, upgradeHeaders, writeRefusal, type UpgradeOutcome } from "./upgrade.ts";
 
-export interface InboundUpgradeDeps {
-  cfg: EnforcerConfig;
-  policy: PolicySource;
-  trust: TrustStore;
-  audit: Audit;
-  metrics: Metrics;
-  log: Logger;
-  live?: LiveConnections;
-}
+export type InboundUpgradeDeps = InboundCore;
 
 export async function inboundUpgrade(req: http.IncomingMessage, sock: Duplex, head: Buffer, deps: InboundUpgradeDeps) {
   const { cfg, policy, trust, audit, metrics, log } = deps;

@@ -37,16 +37,20 @@ interface Conn {
   callerHeader?: [string, string];
 }
 
-export interface InboundDeps {
+/** What every inbound handler (HTTP/1.1, HTTP/2, upgrades) works with. */
+export interface InboundCore {
   cfg: EnforcerConfig;
   policy: PolicySource;
   trust: TrustStore;
   audit: Audit;
   metrics: Metrics;
   log: Logger;
-  tls: { key: string; cert: string; ca: string };
   /** Open connections by caller, closed when the caller is revoked (live-connections.ts). */
   live?: LiveConnections;
+}
+
+export interface InboundDeps extends InboundCore {
+  tls: { key: string; cert: string; ca: string };
 }
 
 const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };

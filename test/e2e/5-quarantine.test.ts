@@ -3,20 +3,8 @@
 // refuse it; release restores the traffic.
 import assert from "node:assert/strict";
 import { waitFor } from "../harness/exec.ts";
-import { apply, call, deployDemo, exec, kube, kubectl, namespace } from "../harness/node.ts";
+import { apply, call, deployDemo, exec, kube, kubectl, namespace, VICTIM, victimReport } from "../harness/node.ts";
 
-const VICTIM = "ghcr.io/acme/e2e-victim:1.0";
-const report = (name: string, vulnerable = true) => `
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: ${name}, namespace: tenet-system, labels: {tenet.dev/trivy-report: "true"}}
-data:
-  victim.json: |
-    {"SchemaVersion": 2, "ArtifactName": "${VICTIM}", "ArtifactType": "container_image",
-     "Metadata": {"RepoTags": ["${VICTIM}"]},
-     "Results": [{"Target": "${VICTIM} (debian 12.5)", "Class": "os-pkgs", "Type": "debian",
-       "Vulnerabilities": ${vulnerable ? '[{"VulnerabilityID": "CVE-2024-6387", "PkgName": "openssh-client", "InstalledVersion": "1:9.2p1-2+deb12u2", "FixedVersion": "1:9.2p1-2+deb12u3", "Severity": "CRITICAL"}]' : "[]"}}]}
-`;
 
 describe("e2e: quarantine of a running pod", function () {
   this.timeout(240_000);
@@ -48,7 +36,7 @@ describe("e2e: quarantine of a running pod", function () {
 
     // The revocation list is cluster-wide: earlier tests' serials are on it already.
     const revokedBefore = await revokedSerials();
-    await apply(report(cm));
+    await apply(victimReport(cm, true));
     const quarantined = await waitFor("the quarantine label", async () => {
       const p = await victim();
       return p.metadata.labels?.["tenet.dev/quarantined"] === "true" ? p : undefined;
@@ -73,7 +61,7 @@ describe("e2e: quarantine of a running pod", function () {
   });
 
   it("restores the traffic once the pod is released (a new scan finds it clean)", async () => {
-    await apply(report(cm, false));
+    await apply(victimReport(cm, false));
     await waitFor("the release", async () => (await victim()).metadata.labels?.["tenet.dev/quarantined"] === undefined, 60_000, 500);
     await waitFor("traffic to the released pod", async () => (await direct()).code === 0, 30_000, 500);
     // Its enforcer asked for a new certificate when the old one was revoked; the CA issues it

@@ -5,7 +5,7 @@
 // wrong identity are refused; opaque TCP is carried over mTLS with identity-only rules.
 import assert from "node:assert/strict";
 import { waitFor } from "../harness/exec.ts";
-import { apply, auditRecords, deployDemo, exec, kube, namespace, readyPod } from "../harness/node.ts";
+import { apply, auditRecords, containerSecurity, deployDemo, exec, kube, namespace, podSecurity, readyPod } from "../harness/node.ts";
 
 const APP = "ghcr.io/acme/e2e-app:1.0";
 
@@ -39,14 +39,13 @@ spec:
     spec:
       serviceAccountName: cache
       terminationGracePeriodSeconds: 2
-      # Within the examples' baseline RuntimeRule (applied by deployDemo): else it is quarantined.
-      securityContext: {runAsNonRoot: true, runAsUser: 10003, seccompProfile: {type: RuntimeDefault}}
+      ${podSecurity(10003)}
       containers:
         - name: cache
           image: ${APP}
           imagePullPolicy: Never
           command: [node, /app/tcp-echo.js]
-          securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+          ${containerSecurity}
           env: [{name: NAME, value: cache}]
           ports: [{name: redis, containerPort: 6379}]
           readinessProbe: {tcpSocket: {port: redis}, periodSeconds: 2}

@@ -6,15 +6,11 @@
 // once released.
 import assert from "node:assert/strict";
 import { waitFor } from "../harness/exec.ts";
-import { apply, auditRecords, deployDemo, exec, kube, kubectl, namespace, readyPod } from "../harness/node.ts";
+import { apply, auditRecords, containerSecurity, deployDemo, exec, kube, kubectl, namespace, podSecurity, readyPod, VICTIM, victimReport } from "../harness/node.ts";
 
 const APP = "ghcr.io/acme/e2e-app:1.0";
-const VICTIM = "ghcr.io/acme/e2e-victim:1.0";
 const spiffe = (ns: string, sa: string) => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
 
-// Within the examples' baseline RuntimeRule (applied by deployDemo): else the pods are quarantined.
-const podSecurity = (uid: number) => `securityContext: {runAsNonRoot: true, runAsUser: ${uid}, seccompProfile: {type: RuntimeDefault}}`;
-const containerSecurity = "securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}";
 
 // backend: a gRPC service (e2e.v1.Orders over h2c on 50051) and a cache stand-in (line echo on
 // 6379) in one pod. Its APIPolicy lets frontend call GetOrder and connect to 6379, nothing else.
@@ -131,18 +127,6 @@ metadata: {name: e2e-open, namespace: ${ns}}
 spec: {podSelector: {}, policyTypes: [Ingress, Egress], ingress: [{}], egress: [{}]}
 `;
 
-// Scan data for the caller's image: a critical finding quarantines it under the baseline.
-const report = (name: string, vulnerable: boolean) => `
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: ${name}, namespace: tenet-system, labels: {tenet.dev/trivy-report: "true"}}
-data:
-  victim.json: |
-    {"SchemaVersion": 2, "ArtifactName": "${VICTIM}", "ArtifactType": "container_image",
-     "Metadata": {"RepoTags": ["${VICTIM}"]},
-     "Results": [{"Target": "${VICTIM} (debian 12.5)", "Class": "os-pkgs", "Type": "debian",
-       "Vulnerabilities": ${vulnerable ? '[{"VulnerabilityID": "CVE-2024-6387", "PkgName": "openssh-client", "InstalledVersion": "1:9.2p1-2+deb12u2", "FixedVersion": "1:9.2p1-2+deb12u3", "Severity": "CRITICAL"}]' : "[]"}}]}
-`;
 
 describe("e2e: gRPC, permissive mode, egress and quarantine through capture", function () {
   this.timeout(300_000);
@@ -232,7 +216,7 @@ describe("e2e: gRPC, permissive mode, egress and quarantine through capture", fu
     await waitFor("before: HTTP, gRPC and TCP from the frontend", async () =>
       /^200 /.test((await httpCall()).out) && (await grpc("/e2e.v1.Orders/GetOrder")).out.startsWith("grpc-status 0") && (await tcp()).code === 0, 60_000, 1000);
     await apply(openNetwork(ns.name));
-    await apply(report(cm, true));
+    await apply(victimReport(cm, true));
     await waitFor("the caller's quarantine", async () => (await kube().get(`/api/v1/namespaces/${ns.name}/pods/${fe()}`)).metadata.labels?.["tenet.dev/quarantined"] === "true", 60_000, 500);
     // The destinations' enforcers learn of the revocation within their refresh period.
     const h = await waitFor("HTTP refused", async () => {
@@ -254,7 +238,7 @@ describe("e2e: gRPC, permissive mode, egress and quarantine through capture", fu
     assert.ok(atBackend.some((r) => r.method === "CONNECT" && r.path === "/tcp/6379"), "backend audited the refused TCP connection");
 
     // Released: the CA issues the caller a new certificate, and all three work again.
-    await apply(report(cm, false));
+    await apply(victimReport(cm, false));
     await waitFor("the release", async () => (await kube().get(`/api/v1/namespaces/${ns.name}/pods/${fe()}`)).metadata.labels?.["tenet.dev/quarantined"] === undefined, 60_000, 500);
     await waitFor("HTTP, gRPC and TCP admitted again", async () =>
       /^200 /.test((await httpCall()).out) && (await grpc("/e2e.v1.Orders/GetOrder")).out.startsWith("grpc-status 0") && (await tcp()).code === 0, 150_000, 2000);

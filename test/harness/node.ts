@@ -99,3 +99,23 @@ export async function call(ns: string, frontend: string, method: string, url: st
   const r = await exec(ns, frontend, "frontend", ["node", "/app/call.js", method, url]);
   return { code: r.code, status: Number(r.stdout.split(" ")[0]) || 0, out: (r.stdout + r.stderr).trim() };
 }
+
+/** The app image under a second name, for scan data that names it alone (hack/node/images). */
+export const VICTIM = "ghcr.io/acme/e2e-victim:1.0";
+/** Trivy scan data for VICTIM in the operator's ConfigMap format: with a critical finding (the
+ * examples' baseline RuntimeRule quarantines it) or none. */
+export const victimReport = (name: string, vulnerable: boolean) => `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ${name}, namespace: tenet-system, labels: {tenet.dev/trivy-report: "true"}}
+data:
+  victim.json: |
+    {"SchemaVersion": 2, "ArtifactName": "${VICTIM}", "ArtifactType": "container_image",
+     "Metadata": {"RepoTags": ["${VICTIM}"]},
+     "Results": [{"Target": "${VICTIM} (debian 12.5)", "Class": "os-pkgs", "Type": "debian",
+       "Vulnerabilities": ${vulnerable ? '[{"VulnerabilityID": "CVE-2024-6387", "PkgName": "openssh-client", "InstalledVersion": "1:9.2p1-2+deb12u2", "FixedVersion": "1:9.2p1-2+deb12u3", "Severity": "CRITICAL"}]' : "[]"}}]}
+`;
+
+// Within the examples' baseline RuntimeRule (applied by deployDemo): else the pods are quarantined.
+export const podSecurity = (uid: number) => `securityContext: {runAsNonRoot: true, runAsUser: ${uid}, seccompProfile: {type: RuntimeDefault}}`;
+export const containerSecurity = "securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}";
