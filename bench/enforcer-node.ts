@@ -13,6 +13,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import { waitFor } from "../test/harness/exec.ts";
 import { apply, exec, kube, kubeconfig, namespace, readyPod } from "../test/harness/node.ts";
+import { median, r3 } from "./_stats.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -142,12 +143,6 @@ try {
         `full speed direct ${Math.round(rps.direct[r - 1])}/s, mesh ${Math.round(rps.mesh[r - 1])}/s; enforcer CPU per 1,000 rps client ${f(cpu.client[r - 1])}, server ${f(cpu.server[r - 1])} core; RSS client ${rss.client.toFixed(1)} MB, server ${rss.server.toFixed(1)} MB`,
     );
   }
-  const median = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    const m = Math.floor(s.length / 2);
-    return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-  };
-  const r3 = (x: number) => Math.round(x * 1000) / 1000;
   const addedP50 = r3(median(lat.mesh.map((l) => l.p50)) - median(lat.direct.map((l) => l.p50)));
   const addedP99 = r3(median(lat.mesh.map((l) => l.p99)) - median(lat.direct.map((l) => l.p99)));
   const ratio = r3(median(rps.mesh.map((x, i) => x / rps.direct[i])));

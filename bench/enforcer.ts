@@ -21,6 +21,7 @@ import { createInterface } from "node:readline";
 import { createCA } from "../operator/ca/keypair.ts";
 import { issueLeaf } from "../operator/ca/leaf.ts";
 import crypto from "node:crypto";
+import { median, r3 } from "./_stats.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -192,12 +193,6 @@ for (let r = 1; r <= ROUNDS; r++) {
     `round ${r}/${ROUNDS}: ${RATE} rps p50/p99 ms direct ${lat.direct[r - 1].p50.toFixed(3)}/${lat.direct[r - 1].p99.toFixed(3)}, enforcer ${lat.enforcer[r - 1].p50.toFixed(3)}/${lat.enforcer[r - 1].p99.toFixed(3)}; full speed direct ${Math.round(rps.direct[r - 1])}/s, enforcer ${Math.round(rps.enforcer[r - 1])}/s`,
   );
 }
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const r3 = (x: number) => Math.round(x * 1000) / 1000;
 const addedP50 = r3(median(lat.enforcer.map((l) => l.p50)) - median(lat.direct.map((l) => l.p50)));
 const addedP99 = r3(median(lat.enforcer.map((l) => l.p99)) - median(lat.direct.map((l) => l.p99)));
 const ratio = r3(median(rps.enforcer.map((x, i) => x / rps.direct[i])));
